@@ -1,0 +1,57 @@
+# Two commands do all the set-up on a fresh machine: `make run` (the chat) and `make test` (the tests).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+MODEL  := models/multilingual-e5-small
+SHARED ?= ../shared
+
+.PHONY: install model index run test lint format bench bench-quick browser clean
+
+install: $(STAMP) $(MODEL)/conversion.json
+
+# torch first, from the local CPU build: a plain `torch` requirement would pull a multi-GB CUDA build.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+$(MODEL)/conversion.json: $(STAMP)
+	$(BIN)/rag model --dest $(MODEL)
+
+model: install
+
+index: install
+	$(BIN)/rag index
+
+run: index
+	$(BIN)/rag serve
+
+# Debian's Chromium for the browser test (no browser download); installed only where it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "could not install chromium: the browser test will fail"; }
+
+lint: install
+	$(BIN)/ruff format --check rag ui tests bench
+	$(BIN)/ruff check rag ui tests bench
+
+format: install
+	$(BIN)/ruff format rag ui tests bench
+	$(BIN)/ruff check --fix rag ui tests bench
+
+test: install browser lint
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python -m bench.run --shared $(SHARED)
+
+bench-quick: install
+	$(BIN)/python -m bench.run --shared $(SHARED) --quick
+
+clean:
+	rm -rf index/* .pytest_cache

