@@ -1,0 +1,120 @@
+"""Building the index: exact offsets, incremental updates, crash safety, refusal of a mismatched index."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import pytest
+from conftest import ALBANIA_REASON, SEEDS
+
+from rag import store
+from rag.retrieve import SearchIndex
+from rag.store import IndexMismatch, build_index
+
+
+def _no_model_load(monkeypatch):
+    def refuse(*_a, **_k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(store, "Embedder", refuse)
+
+
+def test_every_chunk_and_sentence_is_an_exact_slice(seed_index):
+    conn = sqlite3.connect(seed_index / store.DB_NAME)
+    texts = dict(conn.execute("SELECT doc_id, text FROM documents"))
+    chunks = conn.execute("SELECT doc_id, start, end, first_sentence, last_sentence FROM chunks").fetchall()
+    sentences = {(d, o): (s, e) for d, o, s, e in conn.execute("SELECT doc_id, ord, start, end FROM sentences")}
+    assert len(chunks) > 5
+    for doc, start, end, first, last in chunks:
+        assert texts[doc][start:end].startswith(texts[doc][slice(*sentences[(doc, first)])])
+        assert texts[doc][start:end].endswith(texts[doc][slice(*sentences[(doc, last)])])
+    for (doc, _), (s, e) in sentences.items():
+        piece = texts[doc][s:e]
+        assert piece == piece.strip() and piece
+
+
+def test_incremental_add_edit_delete_embed_only_what_changed(tmp_path, seeds_copy, settings, embedder, monkeypatch):
+    index = tmp_path / "index"
+    first = build_index(seeds_copy, index, settings=settings, embedder=embedder, progress=False)
+    assert (first.added, first.embedded) == (1, first.chunks)
+
+    (seeds_copy / "new.txt").write_text("خبر جديد\nافتتحت المدينة متحفا للفنون. وحضر الافتتاح مئات الزوار.\n")
+    seed = next(seeds_copy.glob("000_*.txt"))
+    text = seed.read_text(encoding="utf-8")
+    seed.write_text(text.replace("جماعة إرهابية", "جماعة إرهابية محظورة"), encoding="utf-8")
+    second = build_index(seeds_copy, index, settings=settings, embedder=embedder, progress=False)
+    assert (second.added, second.updated, second.removed, second.unchanged) == (1, 1, 0, 0)
+    assert second.embedded == 1 + 1  # the new one-chunk article, and the one edited chunk of the seed
+    assert second.reused == first.chunks - 1
+
+    _no_model_load(monkeypatch)
+    (seeds_copy / "new.txt").unlink()
+    third = build_index(seeds_copy, index, settings=settings, progress=False)
+    assert (third.added, third.updated, third.removed, third.embedded) == (0, 0, 1, 0)
+    assert third.chunks == first.chunks
+
+    again = build_index(seeds_copy, index, settings=settings, progress=False)
+    assert (again.added, again.updated, again.removed, again.unchanged, again.embedded) == (0, 0, 0, 1, 0)
+    assert not again.model_loaded
+
+
+def test_bad_files_are_skipped_and_the_rest_indexed(tmp_path, seeds_copy, settings, embedder):
+    (seeds_copy / "cp1256.txt").write_bytes("عنوان\nنص".encode("cp1256"))
+    (seeds_copy / "empty.txt").write_bytes(b"")
+    (seeds_copy / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
+    warned: list[str] = []
+    stats = build_index(seeds_copy, tmp_path / "i", settings=settings, embedder=embedder, progress=False,
+                        on_warning=warned.append)
+    assert stats.added == 1 and len(stats.skipped) == 3 and len(warned) == 3
+
+
+def test_index_built_with_other_settings_is_refused(seed_index, settings):
+    other = replace(settings, chunk_chars=settings.chunk_chars + 100)
+    with pytest.raises(IndexMismatch, match="rag index --rebuild"):
+        SearchIndex(seed_index, other)
+    with pytest.raises(IndexMismatch, match="rag index --rebuild"):
+        build_index(SEEDS, seed_index, settings=other, progress=False)
+
+
+def _articles(folder, n):
+    base = (SEEDS / "000_7ff0f6d648445017.txt").read_text(encoding="utf-8").splitlines()[1:-1]
+    for i in range(n):
+        body = "\n".join(f"{line} (نسخة {i})" for line in reversed(base))
+        (folder / f"copy_{i:02d}.txt").write_text(f"نسخة رقم {i}\n{body}\n", encoding="utf-8")
+
+
+def test_killed_build_leaves_the_old_index_answering_and_the_next_run_finishes(tmp_path, seeds_copy, settings,
+                                                                              embedder):
+    index = tmp_path / "index"
+    build_index(seeds_copy, index, settings=settings, embedder=embedder, progress=False)
+    _articles(seeds_copy, 6)
+    env = {**os.environ, "RAG_BATCH_SIZE": "4", "RAG_MODEL": str(settings.model)}
+    cmd = [sys.executable, "-m", "rag.cli", "index", "--seeds", str(seeds_copy), "--index", str(index), "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    db = sqlite3.connect(index / store.DB_NAME)
+    before = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+    deadline = time.time() + 120
+    while db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] < before + 8:
+        assert proc.poll() is None, "the build finished before it could be interrupted"
+        assert time.time() < deadline
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    old = SearchIndex(index, settings, embedder=embedder)
+    assert len(old.documents()) == 1  # the half-done build is invisible
+    hits = old.search("لماذا قطعت ألبانيا علاقاتها مع إيران؟")
+    assert any(ALBANIA_REASON in h.text for h in hits)
+
+    resumed = build_index(seeds_copy, index, settings=settings, embedder=embedder, progress=False)
+    assert resumed.added == 6
+    assert resumed.reused >= 8  # the vectors computed before the kill were kept, not computed again
+    assert resumed.embedded > 0
+    assert old.refresh() and len(old.documents()) == 7
+    assert len(old) == resumed.chunks
