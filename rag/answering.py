@@ -57,7 +57,8 @@ class Evidence:
     start: int
     end: int
     quote: str
-    passage: str
+    passage_start: int  # the chunk the sentence was read in; always covers start..end
+    passage_end: int
     score: float
 
 
@@ -92,7 +93,7 @@ def score_sentences(index: SearchIndex, question: str, docs: list[Document]) -> 
             key = (md["doc_id"], first + i)
             if key not in best or best[key].score < score:
                 best[key] = Evidence(
-                    md["doc_id"], md["title"], md["source"], start, end, quote, doc.page_content, score
+                    md["doc_id"], md["title"], md["source"], start, end, quote, md["start"], md["end"], score
                 )
     return sorted(best.values(), key=lambda e: -e.score)
 
@@ -127,18 +128,10 @@ class ExtractiveAnswerer:
         chosen = [e for e in evidence if e.score >= evidence[0].score - self.margin][: self.max_sentences]
         citations: list[Citation] = []
         for e in self._merge_adjacent(chosen):
+            passage = self.article_text(e.doc_id)[e.passage_start : e.passage_end]
+            n = len(citations) + 1
             citations.append(
-                Citation(
-                    len(citations) + 1,
-                    e.doc_id,
-                    e.title,
-                    e.source,
-                    e.quote,
-                    e.start,
-                    e.end,
-                    e.passage,
-                    round(e.score, 4),
-                )
+                Citation(n, e.doc_id, e.title, e.source, e.quote, e.start, e.end, passage, round(e.score, 4))
             )
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
         return Answer(question, text, True, citations)
@@ -155,7 +148,15 @@ class ExtractiveAnswerer:
                 if not text[a.end : b.start].strip():
                     start, end = a.start, max(a.end, b.end)
                     merged[i] = Evidence(
-                        m.doc_id, m.title, m.source, start, end, text[start:end], m.passage, max(m.score, e.score)
+                        m.doc_id,
+                        m.title,
+                        m.source,
+                        start,
+                        end,
+                        text[start:end],
+                        min(m.passage_start, e.passage_start),
+                        max(m.passage_end, e.passage_end),
+                        max(m.score, e.score),
                     )
                     break
             else:

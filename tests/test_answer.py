@@ -18,6 +18,7 @@ def _check_citations(a, index_dir):
     for c in a.citations:
         assert article_text(c.doc_id, index_dir)[c.start : c.end] == c.quote
         assert f"[{c.n}]" in a.text
+        assert c.quote in c.passage
     markers = {int(m) for m in __import__("re").findall(r"\[(\d+)\]", a.text)}
     assert markers == set(numbers)  # none dangling
 
@@ -60,8 +61,9 @@ def test_missing_index_says_to_run_make_index(tmp_path):
 
 
 def _rag(*args: str, env_index=None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, cwd=ROOT,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
 
 
 def test_cli_ask_json(seed_index):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from conftest import SEEDS
@@ -79,7 +80,7 @@ def test_chunks_are_whole_sentences_with_overlap_and_exact_offsets():
     sentences = split_sentences(article.text)
     chunks = chunk_sentences(sentences, max_chars=400, overlap=1)
     assert chunks[0].first_sentence == 0 and chunks[-1].last_sentence == len(sentences) - 1
-    for prev, nxt in zip(chunks, chunks[1:], strict=False):
+    for prev, nxt in itertools.pairwise(chunks):
         if prev.last_sentence > prev.first_sentence:
             assert nxt.first_sentence == prev.last_sentence  # one shared sentence
         else:

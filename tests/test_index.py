@@ -69,8 +69,9 @@ def test_bad_files_are_skipped_and_the_rest_indexed(tmp_path, seeds_copy, settin
     (seeds_copy / "empty.txt").write_bytes(b"")
     (seeds_copy / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00")
     warned: list[str] = []
-    stats = build_index(seeds_copy, tmp_path / "i", settings=settings, embedder=embedder, progress=False,
-                        on_warning=warned.append)
+    stats = build_index(
+        seeds_copy, tmp_path / "i", settings=settings, embedder=embedder, progress=False, on_warning=warned.append
+    )
     assert stats.added == 1 and len(stats.skipped) == 3 and len(warned) == 3
 
 
@@ -89,8 +90,9 @@ def _articles(folder, n):
         (folder / f"copy_{i:02d}.txt").write_text(f"نسخة رقم {i}\n{body}\n", encoding="utf-8")
 
 
-def test_killed_build_leaves_the_old_index_answering_and_the_next_run_finishes(tmp_path, seeds_copy, settings,
-                                                                              embedder):
+def test_killed_build_leaves_the_old_index_answering_and_the_next_run_finishes(
+    tmp_path, seeds_copy, settings, embedder
+):
     index = tmp_path / "index"
     build_index(seeds_copy, index, settings=settings, embedder=embedder, progress=False)
     _articles(seeds_copy, 6)

@@ -1,0 +1,191 @@
+"""The web chat, launched for real: /ask over gradio_client, concurrent users, uploads, and a real browser."""
+
+from __future__ import annotations
+
+import socket
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from conftest import ALBANIA_REASON, ROOT
+
+from rag.store import MANIFEST, build_index
+
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+MUSEUM = "خبر ثقافي\nافتتحت بلدية تيرانا متحفا جديدا للفن الحديث يضم ثلاثمئة لوحة لفنانين ألبان.\n"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory, seeds_copy_module, settings, embedder):
+    from ui.app import ChatService, start_app
+
+    index_dir = tmp_path_factory.mktemp("ui-index")
+    build_index(seeds_copy_module, index_dir, settings=settings, embedder=embedder, progress=False)
+    service = ChatService(index_dir, seeds_copy_module, settings)
+    service.index._embedder = embedder
+    app, url = start_app(service, "127.0.0.1", _free_port())
+    yield service, url
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def seeds_copy_module(tmp_path_factory):
+    import shutil
+
+    dest = tmp_path_factory.mktemp("ui-seeds") / "seeds"
+    shutil.copytree(ROOT / "seeds", dest)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def client(running):
+    from gradio_client import Client
+
+    return Client(running[1], verbose=False)
+
+
+def test_app_binds_to_loopback_by_default():
+    from rag.settings import Settings
+
+    assert Settings().host == "127.0.0.1"
+
+
+@pytest.mark.parametrize("question", ["why did Albania cut ties?", "لماذا قطعت ألبانيا علاقاتها مع إيران؟"])
+def test_ask_endpoint_returns_cited_answer(client, question):
+    data = client.predict(question, api_name="/ask")
+    assert set(data) == {"question", "text", "found", "citations"}
+    assert data["found"] is True
+    assert any(ALBANIA_REASON in c["quote"] for c in data["citations"])
+
+
+def test_ask_endpoint_refuses_unrelated_question(client):
+    data = client.predict("Who won the 2018 FIFA World Cup final?", api_name="/ask")
+    assert data["found"] is False and data["citations"] == []
+
+
+def test_twenty_concurrent_calls_are_all_answered(client):
+    questions = ["why did Albania cut ties?", "لماذا قطعت ألبانيا علاقاتها مع إيران؟"] * 10
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        jobs = [pool.submit(client.predict, q, api_name="/ask") for q in questions]
+        results = [j.result(timeout=240) for j in jobs]
+    assert len(results) == 20
+    for data in results:
+        assert data["found"] and any(ALBANIA_REASON in c["quote"] for c in data["citations"])
+
+
+def _state(seeds: Path, index: Path) -> tuple:
+    files = sorted((p.relative_to(seeds).as_posix(), p.read_bytes()) for p in seeds.rglob("*") if p.is_file())
+    return files, (index / MANIFEST).read_text()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("latin1.txt", "عنوان\nنص".encode("cp1256"), "not UTF-8"),
+        ("big.txt", b"title\n" + b"x" * 2_100_000, "limit"),
+        ("../../x.txt", "عنوان\nنص المقال.".encode(), "folders"),
+        ("..\\x.txt", "عنوان\nنص المقال.".encode(), "folders"),
+        (".hidden.txt", "عنوان\nنص المقال.".encode(), "start with"),
+        ("notes.exe", b"MZ", "only .txt"),
+        ("000_7ff0f6d648445017.txt", "عنوان آخر\nنص مختلف.".encode(), "already in the corpus"),
+    ],
+)
+def test_bad_upload_is_refused_and_changes_nothing(running, name, data, reason):
+    service, _ = running
+    before = _state(service.seeds_dir, service.index_dir)
+    message = service.add_files([(name, data)], replace=False)
+    assert message.startswith("refused:") and reason in message
+    assert _state(service.seeds_dir, service.index_dir) == before
+    assert not (service.seeds_dir.parent.parent / "x.txt").exists()
+
+
+def test_valid_upload_is_answerable_in_the_same_session(running, client):
+    service, _ = running
+    message = service.add_files([("museum.txt", MUSEUM.encode())], replace=False)
+    assert "added: museum.txt" in message, message
+    data = client.predict("ماذا افتتحت بلدية تيرانا؟", api_name="/ask")
+    assert data["found"] and any("متحفا جديدا" in c["quote"] for c in data["citations"])
+    assert any(row[1] == "museum.txt" for row in service.documents())
+
+
+def _browser():
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is missing: `make test` installs it (apt-get install chromium)"
+    pw = sync_playwright().start()
+    browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=BROWSER_ARGS)
+    return pw, browser
+
+
+@pytest.mark.browser
+def test_browser_chat_shows_answer_citation_and_rtl_source(running):
+    _, url = running
+    pw, browser = _browser()
+    try:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(url)
+        page.fill("#question textarea", "why did Albania cut ties?")
+        page.click("#ask")
+        page.wait_for_selector("#sources .passage", timeout=120_000)
+        bot = page.locator("#chat [data-testid=bot]").last
+        assert "[1]" in bot.inner_text()
+        passage = page.locator("#sources .passage").first
+        assert (passage.is_visible() and "ألبانيا" in passage.inner_text()) or "الألبانية" in passage.inner_text()
+        assert page.locator("#sources mark").first.is_visible()
+        rtl = passage.evaluate("e => getComputedStyle(e).direction")
+        user = page.locator("#chat [data-testid=user] .message-content").last
+        ltr = user.evaluate("e => getComputedStyle(e).direction")
+        bot_dir = page.locator("#chat [data-testid=bot] .message-content").last.evaluate(
+            "e => getComputedStyle(e).direction"
+        )
+        assert (rtl, ltr, bot_dir) == ("rtl", "ltr", "rtl")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
+    finally:
+        browser.close()
+        pw.stop()
+
+
+@pytest.mark.browser
+def test_browser_example_and_upload_flow(running, tmp_path):
+    service, url = running
+    pw, browser = _browser()
+    try:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(url)
+        page.get_by_role("button", name="لماذا قطعت ألبانيا علاقاتها مع إيران؟").click()
+        page.wait_for_selector("#sources .passage", timeout=120_000)
+        assert "[1]" in page.locator("#chat [data-testid=bot]").last.inner_text()
+
+        upload = tmp_path / "festival.txt"
+        upload.write_text("مهرجان\nأقيم في دوريس مهرجان للموسيقى الشعبية استمر خمسة أيام.\n", encoding="utf-8")
+        page.get_by_role("tab", name="Corpus").click()
+        page.locator("#upload input[type=file]").set_input_files(str(upload))
+        page.wait_for_timeout(1500)
+        page.get_by_role("button", name="Add to corpus and index").click()
+        page.wait_for_function(
+            "() => (document.querySelector('#upload-status textarea')?.value || '').includes('festival.txt')",
+            timeout=120_000,
+        )
+        assert "added: festival.txt" in page.locator("#upload-status textarea").input_value()
+        assert (service.seeds_dir / "festival.txt").exists()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "corpus.png"), full_page=True)
+    finally:
+        browser.close()
+        pw.stop()

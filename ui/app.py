@@ -1,0 +1,273 @@
+"""The web chat: ask in English or Arabic, read cited Arabic sources, add articles to the corpus."""
+
+from __future__ import annotations
+
+import html
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import gradio as gr
+
+from rag.answering import Answer, make_chain
+from rag.model import convert
+from rag.retrieve import SearchIndex
+from rag.settings import Settings
+from rag.store import DB_NAME, build_index
+from ui.uploads import UploadRejected, check_upload, undo_write, write_upload
+
+EXAMPLES = [
+    "why did Albania cut ties?",
+    "لماذا قطعت ألبانيا علاقاتها مع إيران؟",
+    "Who does Britain say was behind the cyberattack on Albania?",
+    "أين يعيش أعضاء منظمة مجاهدي خلق في ألبانيا؟",
+]
+
+# Each message and passage takes the direction of its own text (dir="auto"), not one global RTL switch.
+HEAD = """
+<script>
+(() => {
+  // Only the message container: dir="auto" ignores descendants that carry a dir of their own.
+  const SELECTOR = "#chat .message-content";
+  const mark = () => document.querySelectorAll(SELECTOR).forEach((el) => {
+    if (!el.hasAttribute("dir")) el.setAttribute("dir", "auto");
+  });
+  new MutationObserver(mark).observe(document.documentElement, {childList: true, subtree: true});
+})();
+</script>
+"""
+
+CSS = """
+:root { --arabic-fonts: "Noto Naskh Arabic", "Noto Sans Arabic", "Amiri", "DejaVu Sans", "Tahoma", sans-serif; }
+body, .gradio-container { font-family: "Noto Sans", "DejaVu Sans", var(--arabic-fonts); }
+#chat .message-content, #chat .message-content p, #chat .message-content li, .passage, .src-title {
+  unicode-bidi: plaintext; text-align: start; }
+.passage { font-family: var(--arabic-fonts); line-height: 1.9; font-size: 1.05em; }
+.passage mark { background: #fff1a8; color: inherit; padding: 0 2px; border-radius: 3px; }
+.source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; margin-bottom: 8px; }
+.source summary { cursor: pointer; font-weight: 600; }
+.src-file { color: var(--body-text-color-subdued); font-size: 0.85em; margin: 2px 0 6px; }
+.no-sources { color: var(--body-text-color-subdued); }
+"""
+
+
+class ChatService:
+    """The shared state of a running chat: one loaded index and model, and one build at a time."""
+
+    def __init__(self, index_dir: Path, seeds_dir: Path, settings: Settings) -> None:
+        self.settings = settings
+        self.index_dir = index_dir
+        self.seeds_dir = seeds_dir
+        self.index = SearchIndex(index_dir, settings)
+        self.chain = make_chain(self.index)
+        self._build_lock = threading.Lock()
+
+    def ask(self, question: str) -> Answer:
+        question = " ".join((question or "").split())[: self.settings.max_question_chars]
+        if not question:
+            raise ValueError("question is empty: type a question, in English or Arabic")
+        return self.chain.invoke(question)
+
+    def documents(self) -> list[list]:
+        return [[d["title"], d["source"], d["chunks"], d["added_at"]] for d in self.index.documents()]
+
+    def add_files(self, files: list[tuple[str, bytes]], replace: bool) -> str:
+        """Check every file, write the good ones into seeds/, index them; a rejected file changes nothing."""
+        lines, written = [], []
+        with self._build_lock:
+            for name, data in files:
+                try:
+                    upload = check_upload(name, data, self.seeds_dir, self.settings.max_upload_bytes, replace)
+                except UploadRejected as exc:
+                    lines.append(f"refused: {exc}")
+                    continue
+                written.append((upload, *write_upload(upload, self.seeds_dir)))
+            if not written:
+                return "\n".join(lines) or "no files to add"
+            try:
+                stats = build_index(
+                    self.seeds_dir, self.index_dir, settings=self.settings, embedder=self.index.embedder, progress=True
+                )
+            except Exception as exc:
+                for _, target, previous in written:
+                    undo_write(target, previous)
+                return "\n".join([*lines, f"refused: indexing failed ({exc}); the corpus is unchanged"])
+            self.index.refresh()
+        for upload, _, _ in written:
+            verb = "replaced" if upload.replaces else "added"
+            lines.append(f"{verb}: {upload.name} ({upload.articles} article{'s' * (upload.articles != 1)})")
+        lines.append(f"index: {stats.summary()}")
+        return "\n".join(lines)
+
+
+def sources_html(answer: Answer) -> str:
+    """The citations of one answer: title, file, and the passage with the quote highlighted."""
+    if not answer.found:
+        return '<div class="no-sources" dir="auto">No sources: the indexed articles do not cover this question.</div>'
+    blocks = []
+    for c in answer.citations:
+        at = c.passage.find(c.quote)
+        before, after = (c.passage[:at], c.passage[at + len(c.quote) :]) if at >= 0 else ("", "")
+        blocks.append(
+            f'<details class="source" open><summary><span class="src-title" dir="auto">[{c.n}] '
+            f"{html.escape(c.title)}</span></summary>"
+            f'<div class="src-file">{html.escape(c.source)} · characters {c.start}–{c.end} · score {c.score:.2f}</div>'
+            f'<div class="passage" dir="auto">{html.escape(before)}<mark>{html.escape(c.quote)}</mark>'
+            f"{html.escape(after)}</div></details>"
+        )
+    return "\n".join(blocks)
+
+
+def _stream(text: str, step: int = 6) -> Iterator[str]:
+    words = text.split(" ")
+    for i in range(step, len(words) + step, step):
+        yield " ".join(words[:i])
+
+
+def create_app(service: ChatService) -> gr.Blocks:
+    def respond(question: str, history: list[dict]):
+        question = (question or "").strip()
+        history = list(history or [])
+        if not question:
+            gr.Warning("Type a question first, in English or Arabic.")
+            yield history, gr.update(), question
+            return
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": "…"}]
+        yield history, '<div class="no-sources">Searching the articles…</div>', ""
+        try:
+            answer = service.ask(question)
+        except Exception as exc:  # a user-facing one-liner, never a traceback in the chat
+            history[-1]["content"] = f"Error: {exc}"
+            yield history, "", ""
+            return
+        for partial in _stream(answer.text):
+            history[-1]["content"] = partial
+            yield history, gr.update(), ""
+        yield history, sources_html(answer), ""
+
+    def ask_api(question: str) -> dict:
+        """Answer a question; returns the same JSON as `rag ask --json`."""
+        try:
+            return service.ask(question).to_dict()
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+
+    def add(files: list[str] | None, replace: bool, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
+        if not files:
+            return "Choose one or more .txt, .md or .jsonl files first.", service.documents()
+        uploads = [(Path(f).name, Path(f).read_bytes()) for f in files]
+        return service.add_files(uploads, replace), service.documents()
+
+    with gr.Blocks(title="Arabic news QA", analytics_enabled=False) as app:
+        gr.Markdown("## Ask the Arabic news articles\nQuestions in English or Arabic; answers quote their sources.")
+        with gr.Tab("Chat"):
+            with gr.Row():
+                with gr.Column(scale=3):
+                    chat = gr.Chatbot(elem_id="chat", height=480, label="Conversation", buttons=["copy"])
+                    with gr.Row():
+                        box = gr.Textbox(
+                            elem_id="question",
+                            placeholder="Ask a question… / اطرح سؤالاً…",
+                            show_label=False,
+                            scale=5,
+                            autofocus=True,
+                            rtl=False,
+                        )
+                        send = gr.Button("Ask", variant="primary", elem_id="ask", scale=1)
+                    with gr.Row(elem_id="examples"):
+                        example_buttons = [gr.Button(q, size="sm") for q in EXAMPLES]
+                with gr.Column(scale=2):
+                    gr.Markdown("### Sources")
+                    sources = gr.HTML(
+                        '<div class="no-sources">Sources of the latest answer appear here.</div>', elem_id="sources"
+                    )
+            for trigger in (box.submit, send.click):
+                trigger(respond, [box, chat], [chat, sources, box], api_visibility="private")
+            for b, q in zip(example_buttons, EXAMPLES, strict=True):
+                b.click(lambda q=q: q, None, box, api_visibility="private").then(
+                    respond, [box, chat], [chat, sources, box], api_visibility="private"
+                )
+        with gr.Tab("Corpus"):
+            table = gr.Dataframe(
+                value=service.documents,
+                headers=["title", "file", "chunks", "added"],
+                interactive=False,
+                elem_id="corpus",
+                label="Indexed articles",
+            )
+            files = gr.File(
+                file_count="multiple", file_types=[".txt", ".md", ".jsonl"], label="Add articles", elem_id="upload"
+            )
+            replace = gr.Checkbox(False, label="replace files with the same name")
+            add_btn = gr.Button("Add to corpus and index", variant="primary")
+            status = gr.Textbox(label="Result", lines=4, interactive=False, elem_id="upload-status")
+            add_btn.click(add, [files, replace], [status, table], api_visibility="private")
+        gr.api(ask_api, api_name="ask")
+    return app
+
+
+def ensure_ready(settings: Settings, index_dir: Path, seeds_dir: Path) -> None:
+    """Build what is missing: the model folder, then the index of seeds/."""
+    if not (Path(settings.model) / "modules.json").exists() and Path(settings.model).parent.exists():
+        convert(settings.model)
+    if not (index_dir / DB_NAME).exists():
+        print(f"building the index of {seeds_dir} into {index_dir} …", flush=True)
+        build_index(seeds_dir, index_dir, settings=settings)
+
+
+def start_app(service: ChatService, host: str, port: int) -> tuple[gr.Blocks, str]:
+    """Build and start the app for `service` without blocking; returns it and its URL."""
+    app = create_app(service)
+    app.queue(default_concurrency_limit=4, max_size=256)
+    app.launch(
+        server_name=host,
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        theme=gr.themes.Soft(
+            font=["Noto Sans", "DejaVu Sans", "Noto Naskh Arabic", "Tahoma", "sans-serif"],
+            font_mono=["DejaVu Sans Mono", "monospace"],
+        ),
+        css=CSS,
+        head=HEAD,
+        footer_links=["api"],
+        max_file_size=service.settings.max_upload_bytes * 5,
+    )
+    return app, f"http://{host}:{port}"
+
+
+def launch(
+    host: str | None = None,
+    port: int | None = None,
+    index_dir: str | Path | None = None,
+    seeds_dir: str | Path | None = None,
+    block: bool = True,
+) -> tuple[gr.Blocks, str]:
+    """Start the chat, building what is missing first; binds to 127.0.0.1 unless told otherwise."""
+    settings = Settings.from_env()
+    index = Path(index_dir) if index_dir else settings.index_dir
+    seeds = Path(seeds_dir) if seeds_dir else settings.seeds_dir
+    ensure_ready(settings, index, seeds)
+    service = ChatService(index, seeds, settings)
+    service.index.embedder  # noqa: B018 - load the model now, not on the first question
+    app, url = start_app(service, host or settings.host, port or settings.port)
+    print(f"chat running at {url} (Ctrl+C to stop)", flush=True)
+    if block:
+        try:
+            app.block_thread()
+        except KeyboardInterrupt:
+            app.close()
+    return app, url
+
+
+def serve(
+    host: str | None = None,
+    port: int | None = None,
+    index_dir: str | Path | None = None,
+    seeds_dir: str | Path | None = None,
+) -> None:
+    launch(host, port, index_dir, seeds_dir, block=True)
