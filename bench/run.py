@@ -1,0 +1,397 @@
+"""`make bench`: retrieval, answer quality, refusal, speed, scale and memory, against the naive LangChain recipe.
+
+Usage: python -m bench.run [--shared ../shared] [--quick] [--out bench/RESULTS.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from bench.baseline import NaiveRetriever
+from bench.data import DataMissing, Question, arcd, data_dir, sample, saudinewsnet, write_bulk, xquad
+from rag.answering import make_chain
+from rag.embed import Embedder
+from rag.retrieve import SearchIndex
+from rag.settings import PROJECT_ROOT, Settings
+from rag.store import build_index
+
+ROOT = PROJECT_ROOT
+TARGETS = {
+    ("XQuAD en->ar", "R@1"): 0.85,
+    ("XQuAD en->ar", "R@5"): 0.97,
+    ("XQuAD ar->ar", "R@1"): 0.93,
+    ("ARCD-test ar->ar", "R@1"): 0.75,
+}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def doc_of(doc_id: str) -> str:
+    return doc_id.split("#", 1)[-1]
+
+
+def ranked_ours(index: SearchIndex, question: str, k: int = 10) -> list[str]:
+    seen: list[str] = []
+    for h in index.search(question, k=4 * k):
+        d = doc_of(h.doc_id)
+        if d not in seen:
+            seen.append(d)
+    return seen[:k]
+
+
+def retrieval_metrics(rank_fn, questions: list[Question]) -> dict[str, float]:
+    r1 = r5 = mrr = 0.0
+    for q in questions:
+        ranked = rank_fn(q.text)
+        if ranked[:1] == [q.context_id]:
+            r1 += 1
+        if q.context_id in ranked[:5]:
+            r5 += 1
+        if q.context_id in ranked[:10]:
+            mrr += 1 / (ranked.index(q.context_id) + 1)
+    n = len(questions)
+    return {"R@1": r1 / n, "R@5": r5 / n, "MRR@10": mrr / n, "n": n}
+
+
+def answer_metrics(index: SearchIndex, questions: list[Question]) -> dict[str, float]:
+    chain = make_chain(index)
+    hit = first = valid = total_cites = found = 0
+    for q in questions:
+        a = chain.invoke(q.text)
+        found += a.found
+        quotes = [c.quote for c in a.citations]
+        hit += any(q.answer in s for s in quotes)
+        first += bool(quotes) and q.answer in quotes[0]
+        for c in a.citations:
+            total_cites += 1
+            valid += index.article_text(c.doc_id)[c.start : c.end] == c.quote
+    n = len(questions)
+    return {
+        "evidence hit": hit / n,
+        "first-citation hit": first / n,
+        "citation validity": valid / total_cites if total_cites else 1.0,
+        "answered": found / n,
+        "n": n,
+    }
+
+
+def build(seeds: Path, index_dir: Path, settings: Settings, embedder: Embedder, rebuild: bool = False):
+    return build_index(seeds, index_dir, settings=settings, embedder=embedder, rebuild=rebuild, progress=True)
+
+
+def top_dense(index: SearchIndex, question: str) -> float:
+    return max((h.dense for h in index.search(question)), default=0.0)
+
+
+def refusal(work: Path, settings: Settings, embedder: Embedder, contexts, titles, en, ar, quick: bool) -> dict:
+    """Index half the XQuAD articles; questions about the other half should be refused."""
+    articles = sorted(set(titles.values()))
+    kept = set(articles[::2])
+    half = {c: t for c, t in contexts.items() if titles[c] in kept}
+    seeds = work / "xquad-half-seeds"
+    write_bulk(seeds, "xquad_half.jsonl", half)
+    index_dir = work / "xquad-half-index"
+    build(seeds, index_dir, settings, embedder)
+    index = SearchIndex(index_dir, settings, embedder=embedder)
+    out = {}
+    for lang, qs, threshold in (("en", en, settings.min_score_cross), ("ar", ar, settings.min_score)):
+        qs = sample(qs, 300 if quick else None)
+        scores = np.array([top_dense(index, q.text) for q in qs])
+        answerable = np.array([q.context_id in half for q in qs])
+        sweep = {}
+        for t in np.arange(0.70, 0.901, 0.01):
+            sweep[round(float(t), 2)] = (
+                float((scores[~answerable] < t).mean()),
+                float((scores[answerable] >= t).mean()),
+            )
+        out[lang] = {
+            "threshold": threshold,
+            "refused (unanswerable)": float((scores[~answerable] < threshold).mean()),
+            "answered (answerable)": float((scores[answerable] >= threshold).mean()),
+            "n_unanswerable": int((~answerable).sum()),
+            "n_answerable": int(answerable.sum()),
+            "sweep": sweep,
+        }
+    return out
+
+
+def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick: bool) -> dict:
+    out: dict = {}
+    n_articles = 300 if quick else 2600
+    rows = saudinewsnet(root, n_articles + 200)
+    corpus, spare = rows[:n_articles], rows[n_articles:]
+    seeds = work / ("snn-seeds-quick" if quick else "snn-seeds")
+    seeds.mkdir(parents=True, exist_ok=True)
+    with open(seeds / "saudinewsnet.jsonl", "w", encoding="utf-8") as fh:
+        for r in corpus:
+            fh.write(json.dumps({k: r[k] for k in ("id", "title", "text", "url", "date")}, ensure_ascii=False) + "\n")
+    for f in (ROOT / "seeds").glob("*.txt"):
+        shutil.copy(f, seeds / f.name)
+    for f in seeds.glob("added_*.txt"):
+        f.unlink()
+    index_dir = work / ("snn-index-quick" if quick else "snn-index")
+
+    # Pipeline throughput vs the bare model's encode on the same chunks (fresh index of a sample).
+    sample_dir = work / "throughput"
+    shutil.rmtree(sample_dir, ignore_errors=True)
+    write_bulk_rows(sample_dir / "seeds", spare[: (40 if quick else 120)])
+    from rag.articles import read_articles
+    from rag.store import plan_chunks
+
+    arts, _ = read_articles(sample_dir / "seeds")
+    texts = [p.text for a in arts for p in plan_chunks(a, settings, embedder.fingerprint)[1]]
+    embedder.model.encode_document(texts[:32], batch_size=32)  # warm-up
+    t0 = time.perf_counter()
+    embedder.model.encode_document(texts, batch_size=settings.batch_size)
+    bare = len(texts) / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    stats = build(sample_dir / "seeds", sample_dir / "index", settings, embedder)
+    pipe = stats.embedded / (time.perf_counter() - t0)
+    out["bare encode (chunks/s)"] = bare
+    out["pipeline build (chunks/s)"] = pipe
+    out["pipeline / bare"] = pipe / bare
+    out["throughput sample chunks"] = len(texts)
+
+    log(f"building the scale index: {n_articles} SaudiNewsNet articles + seeds (incremental; reused next run)")
+    t0 = time.perf_counter()
+    stats = build(seeds, index_dir, settings, embedder)
+    out["scale index build (s)"] = time.perf_counter() - t0
+    out["scale index chunks"] = stats.chunks
+    out["scale index articles"] = stats.added + stats.updated + stats.unchanged
+
+    # A no-change re-index must not load the model: give it none and time it.
+    t0 = time.perf_counter()
+    again = build_index(seeds, index_dir, settings=settings, progress=False)
+    out["no-change re-index (s)"] = time.perf_counter() - t0
+    out["no-change re-index loaded model"] = again.model_loaded
+
+    extra = spare[-1]
+    (seeds / "added_one.txt").write_text(f"{extra['title']}\n{extra['text']}\n", encoding="utf-8")
+    t0 = time.perf_counter()
+    build(seeds, index_dir, settings, embedder)
+    out["add one article (s, warm model)"] = time.perf_counter() - t0
+    (seeds / "added_one.txt").unlink()
+    build(seeds, index_dir, settings, embedder)
+
+    # Cold start and peak memory of the CLI, in a fresh process.
+    env = {**os.environ, "RAG_INDEX_DIR": str(index_dir)}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "ask", "لماذا قطعت ألبانيا علاقاتها مع إيران؟", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    out["rag ask cold start (s)"] = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"rag ask failed: {proc.stderr.strip()}")
+    out["rag ask found"] = json.loads(proc.stdout)["found"]
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out["rag ask peak RSS (MB)"] = max(peak_kb, before) / 1024
+
+    # Warm latency in one process.
+    index = SearchIndex(index_dir, settings, embedder=embedder)
+    chain = make_chain(index)
+    questions = [r["title"] for r in spare[:100]] + [
+        "What did the ministry announce?",
+        "why did Albania cut ties?",
+        "Who won the match?",
+        "How much did oil prices rise?",
+        "What is the new policy on visas?",
+    ] * 20
+    questions = questions[: (60 if quick else 200)]
+    chain.invoke(questions[0])
+    lat = []
+    for q in questions:
+        t0 = time.perf_counter()
+        chain.invoke(q)
+        lat.append((time.perf_counter() - t0) * 1000)
+    out["answer() p50 (ms)"] = float(np.percentile(lat, 50))
+    out["answer() p95 (ms)"] = float(np.percentile(lat, 95))
+    out["latency questions"] = len(lat)
+    return out
+
+
+def write_bulk_rows(folder: Path, rows: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "articles.jsonl", "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps({k: r[k] for k in ("id", "title", "text")}, ensure_ascii=False) + "\n")
+
+
+def versions() -> str:
+    import faiss
+    import gradio
+    import langchain_core
+    import sentence_transformers
+    import torch
+    import transformers
+
+    return (
+        f"python {platform.python_version()}, torch {torch.__version__}, sentence-transformers "
+        f"{sentence_transformers.__version__}, transformers {transformers.__version__}, faiss {faiss.__version__}, "
+        f"langchain-core {langchain_core.__version__}, gradio {gradio.__version__}"
+    )
+
+
+def cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} cores)"
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def fmt(v) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+
+def report(results: dict, quick: bool, seconds: float) -> str:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    lines = [
+        f"# Benchmark results ({'quick' if quick else 'full'} run)",
+        "",
+        f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}; commit {commit.strip() or '?'}; "
+        f"took {seconds / 60:.1f} min",
+        f"- command: `{'make bench-quick' if quick else 'make bench'}`",
+        f"- CPU: {cpu()}",
+        f"- {versions()}",
+        "",
+        "## Retrieval (document level; ours = hybrid index, naive = LangChain FAISS, one vector per paragraph)",
+        "",
+        "| set | n | ours R@1 | ours R@5 | ours MRR@10 | naive R@1 | naive R@5 | naive MRR@10 | target |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results["retrieval"].items():
+        o, b = r["ours"], r["naive"]
+        target = ", ".join(
+            f"{m} >= {t} {'met' if o[m] >= t else 'MISSED'}" for (s, m), t in TARGETS.items() if s == name
+        )
+        lines.append(
+            f"| {name} | {o['n']} | {o['R@1']:.3f} | {o['R@5']:.3f} | {o['MRR@10']:.3f} | {b['R@1']:.3f} | "
+            f"{b['R@5']:.3f} | {b['MRR@10']:.3f} | {target} |"
+        )
+    lines += [
+        "",
+        "## Answers through answer()",
+        "",
+        "| set | n | evidence hit | first-citation hit | citation validity | answered |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results["answers"].items():
+        lines.append(
+            f"| {name} | {r['n']} | {r['evidence hit']:.3f} | {r['first-citation hit']:.3f} | "
+            f"{r['citation validity']:.3f} | {r['answered']:.3f} |"
+        )
+    lines += [
+        "",
+        "Targets: evidence hit >= 0.75 for XQuAD en->ar; citation validity 1.000.",
+        "",
+        "## Refusal (half the XQuAD articles indexed; questions about the other half are unanswerable)",
+        "",
+        "| questions | threshold | refused (unanswerable) | answered (answerable) | n |",
+        "|---|---|---|---|---|",
+    ]
+    for lang, r in results["refusal"].items():
+        lines.append(
+            f"| {lang} | {r['threshold']:.2f} | {r['refused (unanswerable)']:.3f} | {r['answered (answerable)']:.3f} | "
+            f"{r['n_unanswerable']} + {r['n_answerable']} |"
+        )
+    lines += [
+        "",
+        "Target: at least 0.60 refused while at least 0.95 answered.",
+        "",
+        "Trade-off (threshold: refused / answered):",
+        "",
+    ]
+    for lang, r in results["refusal"].items():
+        pairs = ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items())
+        lines.append(f"- {lang}: {pairs}")
+    lines += ["", "## Speed, scale and memory (this machine)", "", "| measure | value | target |", "|---|---|---|"]
+    speed_targets = {
+        "answer() p50 (ms)": "<= 150",
+        "answer() p95 (ms)": "<= 400",
+        "pipeline / bare": ">= 0.90",
+        "no-change re-index (s)": "<= 5 (2,000 articles)",
+        "rag ask peak RSS (MB)": "<= 1536",
+    }
+    for k, v in results["speed"].items():
+        lines.append(f"| {k} | {fmt(v)} | {speed_targets.get(k, '')} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared", default=None, help="folder holding bench/ and corpora/ (default ../shared)")
+    parser.add_argument("--quick", action="store_true", help="subsets: a few minutes")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument("--work", default=str(ROOT / "bench" / "work"), help="scratch folder (git-ignored)")
+    parser.add_argument("--skip-speed", action="store_true", help="quality only")
+    args = parser.parse_args(argv)
+    try:
+        root = data_dir(args.shared)
+    except DataMissing as exc:
+        print(exc.code, file=sys.stderr)
+        return 2
+    t_start = time.perf_counter()
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    settings = Settings.from_env()
+    embedder = Embedder(str(settings.model))
+    n = 300 if args.quick else None
+    results: dict = {"retrieval": {}, "answers": {}}
+
+    contexts, en, ar, titles = xquad(root)
+    write_bulk(work / "xquad-seeds", "xquad.jsonl", contexts)
+    build(work / "xquad-seeds", work / "xquad-index", settings, embedder)
+    xq_index = SearchIndex(work / "xquad-index", settings, embedder=embedder)
+    xq_naive = NaiveRetriever(embedder.model, contexts)
+    arcd_contexts, arcd_test = arcd(root, "test")
+    write_bulk(work / "arcd-seeds", "arcd.jsonl", arcd_contexts)
+    build(work / "arcd-seeds", work / "arcd-index", settings, embedder)
+    arcd_index = SearchIndex(work / "arcd-index", settings, embedder=embedder)
+    arcd_naive = NaiveRetriever(embedder.model, arcd_contexts)
+
+    sets = {
+        "XQuAD en->ar": (xq_index, xq_naive, sample(en, n)),
+        "XQuAD ar->ar": (xq_index, xq_naive, sample(ar, n)),
+        "ARCD-test ar->ar": (arcd_index, arcd_naive, sample(arcd_test, n)),
+    }
+    for name, (index, naive, qs) in sets.items():
+        log(f"retrieval: {name} ({len(qs)} questions)")
+        results["retrieval"][name] = {
+            "ours": retrieval_metrics(lambda q, i=index: ranked_ours(i, q), qs),
+            "naive": retrieval_metrics(naive.ranked, qs),
+        }
+        log(f"answers: {name}")
+        results["answers"][name] = answer_metrics(index, qs)
+    log("refusal")
+    results["refusal"] = refusal(work, settings, embedder, contexts, titles, en, ar, args.quick)
+    results["speed"] = {} if args.skip_speed else speed(work, root, settings, embedder, args.quick)
+    text = report(results, args.quick, time.perf_counter() - t_start)
+    print(text)
+    Path(args.out).write_text(text, encoding="utf-8")
+    (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
