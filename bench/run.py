@@ -21,11 +21,11 @@ import numpy as np
 
 from bench.baseline import NaiveRetriever
 from bench.data import DataMissing, Question, arcd, data_dir, sample, saudinewsnet, write_bulk, xquad
-from rag.answering import make_chain
+from rag.answering import default_answerer, make_chain
 from rag.embed import Embedder
-from rag.retrieve import SearchIndex
+from rag.retrieve import HybridRetriever, SearchIndex
 from rag.settings import PROJECT_ROOT, Settings
-from rag.store import build_index
+from rag.store import IndexMismatch, build_index
 
 ROOT = PROJECT_ROOT
 TARGETS = {
@@ -89,12 +89,13 @@ def answer_metrics(index: SearchIndex, questions: list[Question]) -> dict[str, f
     }
 
 
-def build(seeds: Path, index_dir: Path, settings: Settings, embedder: Embedder, rebuild: bool = False):
-    return build_index(seeds, index_dir, settings=settings, embedder=embedder, rebuild=rebuild, progress=True)
-
-
-def top_dense(index: SearchIndex, question: str) -> float:
-    return max((h.dense for h in index.search(question)), default=0.0)
+def build(seeds: Path, index_dir: Path, settings: Settings, embedder: Embedder):
+    """Build or update a scratch index; one left by an older format or settings is rebuilt (vectors are reused)."""
+    try:
+        return build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=True)
+    except IndexMismatch as exc:
+        log(f"{exc}; rebuilding")
+        return build_index(seeds, index_dir, settings=settings, embedder=embedder, rebuild=True, progress=True)
 
 
 def refusal(work: Path, settings: Settings, embedder: Embedder, contexts, titles, en, ar, quick: bool) -> dict:
@@ -107,21 +108,21 @@ def refusal(work: Path, settings: Settings, embedder: Embedder, contexts, titles
     index_dir = work / "xquad-half-index"
     build(seeds, index_dir, settings, embedder)
     index = SearchIndex(index_dir, settings, embedder=embedder)
+    chain, answerer, retriever = make_chain(index), default_answerer(index), HybridRetriever(index=index)
     out = {}
-    for lang, qs, threshold in (("en", en, settings.min_score_cross), ("ar", ar, settings.min_score)):
+    for lang, qs in (("en", en), ("ar", ar)):
         qs = sample(qs, 300 if quick else None)
-        scores = np.array([top_dense(index, q.text) for q in qs])
+        found = np.array([chain.invoke(q.text).found for q in qs])
+        conf = np.array([answerer.confidence(q.text, retriever.invoke(q.text)) for q in qs])
         answerable = np.array([q.context_id in half for q in qs])
-        sweep = {}
-        for t in np.arange(0.70, 0.901, 0.01):
-            sweep[round(float(t), 2)] = (
-                float((scores[~answerable] < t).mean()),
-                float((scores[answerable] >= t).mean()),
-            )
+        sweep = {
+            round(float(t), 2): (float((conf[~answerable] < t).mean()), float((conf[answerable] >= t).mean()))
+            for t in np.arange(0.70, 0.901, 0.01)
+        }
         out[lang] = {
-            "threshold": threshold,
-            "refused (unanswerable)": float((scores[~answerable] < threshold).mean()),
-            "answered (answerable)": float((scores[answerable] >= threshold).mean()),
+            "threshold": answerer.threshold(qs[0].text),
+            "refused (unanswerable)": float((~found[~answerable]).mean()),
+            "answered (answerable)": float(found[answerable].mean()),
             "n_unanswerable": int((~answerable).sum()),
             "n_answerable": int(answerable.sum()),
             "sweep": sweep,
@@ -319,7 +320,7 @@ def report(results: dict, quick: bool, seconds: float) -> str:
         "",
         "Target: at least 0.60 refused while at least 0.95 answered.",
         "",
-        "Trade-off (threshold: refused / answered):",
+        "Trade-off (confidence threshold: refused / answered; for English, confidence = cosine + 3 x lead):",
         "",
     ]
     for lang, r in results["refusal"].items():

@@ -1,4 +1,4 @@
-"""Hybrid retrieval over a built index: dense (FAISS) + BM25, fused by reciprocal rank; a LangChain retriever."""
+"""Hybrid retrieval over a built index: dense (FAISS) + article-level BM25, fused by score; a LangChain retriever."""
 
 from __future__ import annotations
 
@@ -33,8 +33,9 @@ class Hit:
     end: int
     text: str
     dense: float  # cosine between question and chunk
-    lexical: float  # BM25 score
+    lexical: float  # the article's BM25 score divided by the best article's (0..1)
     score: float  # fused score used for ranking
+    margin: float = 0.0  # best cosine minus the mean of the 20 best: how much the top stands out
 
 
 def latin_share(text: str) -> float:
@@ -72,8 +73,9 @@ class SearchIndex:
         check_compatible(meta, expected_meta(self.settings, fingerprint), self.index_dir)
         vectors = faiss.read_index(str(self.index_dir / meta["faiss_file"]))
         rows = conn.execute(
-            "SELECT id, doc_id, start, end, first_sentence, last_sentence, embed_hash, terms FROM chunks ORDER BY id"
+            "SELECT id, doc_id, start, end, first_sentence, last_sentence, embed_hash FROM chunks ORDER BY id"
         ).fetchall()
+        docs = conn.execute("SELECT doc_id, title, source, terms FROM documents ORDER BY doc_id").fetchall()
         self.conn = conn
         self.meta = meta
         self.vectors = vectors
@@ -83,9 +85,15 @@ class SearchIndex:
         self.chunk_span = [(r[2], r[3]) for r in rows]
         self.chunk_sentences = [(r[4], r[5]) for r in rows]
         self.chunk_hash = [r[6] for r in rows]
-        self.bm25 = BM25([r[7].split() for r in rows])
-        self.titles = dict(conn.execute("SELECT doc_id, title FROM documents"))
-        self.sources = dict(conn.execute("SELECT doc_id, source FROM documents"))
+        self.doc_ids = [d[0] for d in docs]
+        doc_row = {d: i for i, d in enumerate(self.doc_ids)}
+        self.chunk_doc_row = np.array([doc_row[d] for d in self.chunk_doc], dtype=np.int64)
+        self.doc_chunk_ids: list[list[int]] = [[] for _ in docs]
+        for cid, d in zip(self.chunk_ids.tolist(), self.chunk_doc_row.tolist(), strict=True):
+            self.doc_chunk_ids[d].append(cid)
+        self.bm25 = BM25([d[3].split() for d in docs])
+        self.titles = {d[0]: d[1] for d in docs}
+        self.sources = {d[0]: d[2] for d in docs}
         self.generation = meta.get("generation", "")
 
     def refresh(self) -> bool:
@@ -125,6 +133,10 @@ class SearchIndex:
                 self._query_cache.popitem(last=False)
         return vec
 
+    def term_weights(self, terms: list[str]) -> dict[str, float]:
+        """IDF of each distinct term (0 for terms the corpus lacks)."""
+        return {t: float(self.bm25.idf[self.bm25.vocab[t]]) if t in self.bm25.vocab else 0.0 for t in set(terms)}
+
     def article_text(self, doc_id: str) -> str:
         """The cleaned article text that citation offsets point into."""
         with self._lock:
@@ -155,33 +167,39 @@ class SearchIndex:
             ).fetchall()
 
     def search(self, question: str, k: int | None = None) -> list[Hit]:
-        """Top-k chunks for the question, fused from the dense and BM25 rankings."""
+        """Top-k chunks for the question.
+
+        A chunk's score is its cosine with the question plus `lexical_weight` times its article's BM25 score
+        (divided by the best article's, so it lies in 0..1). BM25 counts in proportion to the question's
+        share of Arabic letters: an English question shares almost no words with Arabic articles. Score
+        fusion beat reciprocal-rank fusion on ARCD-train and XQuAD (`python -m bench.tune`).
+        """
         self.refresh()
         k = k or self.settings.top_k
         with self._lock:
             n = len(self.chunk_ids)
             if n == 0:
                 return []
-            qvec = self.query_vector(question)
+            qvec = self.query_vector(question).astype(np.float32)
             depth = min(n, max(self.settings.candidates, k))
-            dense_scores, dense_ids = self.vectors.search(qvec[None, :].astype(np.float32), depth)
+            dense_scores, dense_ids = self.vectors.search(qvec[None, :], depth)
             dense = {int(c): float(s) for c, s in zip(dense_ids[0], dense_scores[0], strict=True) if c >= 0}
-            lexical_all = self.bm25.scores(analyze(question))
-            lex_rows = np.argsort(-lexical_all)[:depth]
-            lex_rows = lex_rows[lexical_all[lex_rows] > 0]
-            # An English question shares almost no words with Arabic articles: BM25 then adds noise, not signal.
-            lex_weight = 1.0 - latin_share(question)
-            fused: dict[int, float] = {}
-            for rank, cid in enumerate(dense):
-                fused[cid] = 1.0 / (self.settings.rrf_k + rank + 1)
-            for rank, row in enumerate(lex_rows):
-                cid = int(self.chunk_ids[row])
-                fused[cid] = fused.get(cid, 0.0) + lex_weight / (self.settings.rrf_k + rank + 1)
+            weight = self.settings.lexical_weight * (1.0 - latin_share(question))
+            lexical = np.zeros(len(self.doc_ids), dtype=np.float32)
+            if weight > 0:
+                raw = self.bm25.scores(analyze(question))
+                if raw.max() > 0:
+                    lexical = raw / raw.max()
+                    for d in np.argsort(-lexical)[: self.settings.candidates]:
+                        if lexical[d] <= 0:
+                            break
+                        for cid in self.doc_chunk_ids[d]:  # chunks of lexically strong articles get their cosine
+                            if cid not in dense:
+                                dense[cid] = float(self.vectors.reconstruct(cid) @ qvec)
+            fused = {c: s + weight * float(lexical[self.chunk_doc_row[self.row_of[c]]]) for c, s in dense.items()}
+            top = sorted(dense.values(), reverse=True)[:20]
+            margin = top[0] - float(np.mean(top))
             best = sorted(fused, key=lambda c: -fused[c])[:k]
-            missing = [c for c in best if c not in dense]
-            if missing:  # chunks found by BM25 alone still get their true cosine
-                for c in missing:
-                    dense[c] = float(self.vectors.reconstruct(c) @ qvec)
             hits = []
             for cid in best:
                 row = self.row_of[cid]
@@ -197,8 +215,9 @@ class SearchIndex:
                         end,
                         self.article_text(doc)[start:end],
                         dense[cid],
-                        float(lexical_all[row]),
+                        float(lexical[self.chunk_doc_row[row]]),
                         fused[cid],
+                        margin,
                     )
                 )
             return hits
@@ -225,6 +244,7 @@ class HybridRetriever(BaseRetriever):
                     "dense": h.dense,
                     "lexical": h.lexical,
                     "score": h.score,
+                    "margin": h.margin,
                 },
             )
             for h in self.index.search(query, self.k)

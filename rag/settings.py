@@ -29,10 +29,11 @@ class Settings:
     chunk_overlap: int = 1  # RAG_CHUNK_OVERLAP: sentences shared by neighbouring chunks
     batch_size: int = 32  # RAG_BATCH_SIZE: texts per embedding batch
     top_k: int = 5  # RAG_TOP_K: chunks handed to the answerer
-    candidates: int = 50  # RAG_CANDIDATES: chunks each retriever (dense, BM25) proposes before fusion
-    rrf_k: int = 60  # RAG_RRF_K: reciprocal-rank-fusion constant
-    min_score: float = 0.80  # RAG_MIN_SCORE: best chunk cosine needed to answer an Arabic question
-    min_score_cross: float = 0.77  # RAG_MIN_SCORE_CROSS: the same for a Latin-script (e.g. English) question
+    candidates: int = 100  # RAG_CANDIDATES: chunks (dense) and articles (BM25) proposed before fusion
+    lexical_weight: float = 0.12  # RAG_LEXICAL_WEIGHT: weight of an article's max-normalised BM25 score
+    min_score: float = 0.82  # RAG_MIN_SCORE: best chunk cosine needed to answer an Arabic question
+    min_score_cross: float = 0.81  # RAG_MIN_SCORE_CROSS: for a Latin-script question, cosine + margin term
+    margin_weight_cross: float = 3.0  # RAG_MARGIN_WEIGHT_CROSS: weight of the best cosine's lead over the 20 best
     max_sentences: int = 3  # RAG_MAX_SENTENCES: sentences quoted in an answer
     max_question_chars: int = 2000  # RAG_MAX_QUESTION_CHARS: longer questions are truncated
     max_upload_bytes: int = 2_000_000  # RAG_MAX_UPLOAD_BYTES: per uploaded file in the web chat

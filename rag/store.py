@@ -28,7 +28,7 @@ from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: BM25 terms per article (was per chunk)
 DB_NAME = "rag.sqlite"
 MANIFEST = "manifest.json"
 
@@ -36,14 +36,15 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT, date TEXT,
-    text TEXT NOT NULL, content_hash TEXT NOT NULL, added_at TEXT NOT NULL, n_chunks INTEGER NOT NULL);
+    text TEXT NOT NULL, content_hash TEXT NOT NULL, added_at TEXT NOT NULL, n_chunks INTEGER NOT NULL,
+    terms TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS sentences (
     doc_id TEXT NOT NULL, ord INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
     PRIMARY KEY (doc_id, ord));
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, ord INTEGER NOT NULL, start INTEGER NOT NULL,
     end INTEGER NOT NULL, first_sentence INTEGER NOT NULL, last_sentence INTEGER NOT NULL,
-    embed_hash TEXT NOT NULL, terms TEXT NOT NULL);
+    embed_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 CREATE TABLE IF NOT EXISTS embeddings (embed_hash TEXT PRIMARY KEY, vector BLOB NOT NULL, spans BLOB NOT NULL);
 """
@@ -263,9 +264,12 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if rebuild:
+        if rebuild:  # recreate, not just empty: a rebuild may follow a format change
             for table in ("documents", "sentences", "chunks"):
-                conn.execute(f"DELETE FROM {table}")
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
         added_at = dict(conn.execute("SELECT doc_id, added_at FROM documents"))
         gone = removed + [a.doc_id for a in changed]
         for table in ("documents", "sentences", "chunks"):
@@ -273,7 +277,7 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
         for a in changed:
             sentences, planned = plans[a.doc_id]
             conn.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     a.doc_id,
                     a.title,
@@ -284,6 +288,7 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
                     a.content_hash,
                     added_at.get(a.doc_id, now),
                     len(planned),
+                    " ".join(analyze(f"{a.title}\n{a.text}")),
                 ),
             )
             conn.executemany(
@@ -291,21 +296,9 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
                 [(a.doc_id, i, s.start, s.end) for i, s in enumerate(sentences)],
             )
             conn.executemany(
-                "INSERT INTO chunks (doc_id, ord, start, end, first_sentence, last_sentence, embed_hash, terms) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        a.doc_id,
-                        p.ord,
-                        p.start,
-                        p.end,
-                        p.first_sentence,
-                        p.last_sentence,
-                        p.embed_hash,
-                        " ".join(analyze(p.text)),
-                    )
-                    for p in planned
-                ],
+                "INSERT INTO chunks (doc_id, ord, start, end, first_sentence, last_sentence, embed_hash) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(a.doc_id, p.ord, p.start, p.end, p.first_sentence, p.last_sentence, p.embed_hash) for p in planned],
             )
         conn.execute("DELETE FROM embeddings WHERE embed_hash NOT IN (SELECT embed_hash FROM chunks)")
         generation = int(read_meta(conn).get("generation", "0")) + 1

@@ -120,3 +120,11 @@ def test_killed_build_leaves_the_old_index_answering_and_the_next_run_finishes(
     assert resumed.embedded > 0
     assert old.refresh() and len(old.documents()) == 7
     assert len(old) == resumed.chunks
+
+
+def test_rebuild_reuses_stored_vectors(tmp_path, seeds_copy, settings, embedder, monkeypatch):
+    index = tmp_path / "index"
+    first = build_index(seeds_copy, index, settings=settings, embedder=embedder, progress=False)
+    _no_model_load(monkeypatch)
+    again = build_index(seeds_copy, index, settings=settings, rebuild=True, progress=False)
+    assert (again.added, again.embedded, again.reused, again.chunks) == (1, 0, first.chunks, first.chunks)
