@@ -46,6 +46,9 @@ class Embedder:
         prompts = getattr(self.model, "prompts", {}) or {}
         self.document_prompt = prompts.get("document", "")
         self.has_query_prompt = "query" in prompts
+        # The non-tensor features sentence-transformers adds to a text batch (modality, prompt length).
+        sample = self.model.preprocess(["x"], prompt=self.document_prompt or None)
+        self._extra_features = {k: v for k, v in sample.items() if k not in ("input_ids", "attention_mask")}
 
     def embed_query(self, text: str) -> np.ndarray:
         kwargs = {"prompt_name": "query"} if self.has_query_prompt else {}
@@ -53,24 +56,32 @@ class Embedder:
 
     def embed_chunks(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[ChunkEmbedding]:
         """One forward pass per chunk gives the chunk vector and, by pooling the token states that fall in
-        each character span, a vector per sentence ("late chunking"): no extra encoding cost."""
-        kwargs = {"prompt_name": "document"} if self.document_prompt else {}
-        outputs = self.model.encode(list(texts), output_value=None, batch_size=len(texts) or 1, **kwargs)
-        shift = len(self.document_prompt)
-        offsets = self.model.tokenizer(
-            [self.document_prompt + t for t in texts],
-            return_offsets_mapping=True,
+        each character span, a vector per sentence ("late chunking"): no extra encoding cost.
+
+        The batch is tokenised once, with offsets, into the same features `encode_document` would build, and
+        run through the model directly (so the pipeline pays for no second tokenisation).
+        """
+        import torch
+
+        prompt = self.document_prompt
+        batch = self.model.tokenizer(
+            [prompt + t for t in texts],
+            padding=True,
             truncation=True,
             max_length=self.model.max_seq_length,
-        )["offset_mapping"]
+            return_tensors="pt",
+            return_offsets_mapping=True,
+        )
+        offsets = batch.pop("offset_mapping").numpy() - len(prompt)
+        with torch.inference_mode():
+            out = self.model({**batch, **self._extra_features})
+        vectors = out["sentence_embedding"].float().numpy()
+        tokens_all = out["token_embeddings"].float().numpy()
+        lengths = batch["attention_mask"].sum(dim=1).tolist()
         result = []
-        for out, offs, text_spans in zip(outputs, offsets, spans, strict=True):
-            n_tokens = int(out["attention_mask"].sum())
-            tokens = out["token_embeddings"][:n_tokens].float().numpy()
-            if len(offs) != n_tokens:
-                raise RuntimeError(f"tokenizer gave {len(offs)} tokens, the model {n_tokens}")
-            starts = np.array([a for a, _ in offs[: len(tokens)]]) - shift
-            ends = np.array([b for _, b in offs[: len(tokens)]]) - shift
+        for i, text_spans in enumerate(spans):
+            n = int(lengths[i])
+            tokens, starts, ends = tokens_all[i, :n], offsets[i, :n, 0], offsets[i, :n, 1]
             real = ends > starts  # specials and the prompt have empty or negative ranges
             pooled = []
             for a, b in text_spans:
@@ -78,7 +89,7 @@ class Embedder:
                 pooled.append(tokens[mask].mean(0) if mask.any() else tokens.mean(0))
             span_vecs = np.asarray(pooled, dtype=np.float32).reshape(len(text_spans), -1)
             span_vecs /= np.linalg.norm(span_vecs, axis=1, keepdims=True).clip(1e-12)
-            result.append(ChunkEmbedding(out["sentence_embedding"].float().numpy(), span_vecs))
+            result.append(ChunkEmbedding(vectors[i], span_vecs))
         return result
 
 

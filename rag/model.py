@@ -309,17 +309,32 @@ def _folder_size(path: Path) -> int:
 
 
 def load_embedder(model: str | Path) -> SentenceTransformer:
-    """Load a sentence-transformers model from a folder (or, where the hub is reachable, a model id)."""
+    """Load a sentence-transformers model from a folder (or, where the hub is reachable, a model id).
+
+    A folder converted by `convert` stores fp16 weights: it is loaded as fp16 (lossless) and every weight but
+    the 250k-row word-embedding table is widened to fp32 for compute (fp16 matmuls are slow on CPU). The
+    table stays fp16, which saves ~190 MB; its rows are widened when the embeddings are summed.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import torch
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-
     path = Path(model)
-    if not path.exists() and os.environ.get("HF_HUB_OFFLINE") == "1" and not str(model).count("/") == 1:
+    if not path.exists() and os.environ.get("HF_HUB_OFFLINE") == "1" and str(model).count("/") != 1:
         raise ModelError(f"no embedding model at {model}: run `make install` (or `rag model`)")
     if path.exists() and not (path / "modules.json").exists():
         raise ModelError(f"{model} is not a sentence-transformers model folder: run `rag model --force`")
-    return SentenceTransformer(str(model), device="cpu", local_files_only=path.exists())
+    converted = (path / MARKER).is_file()
+    kwargs = {"model_kwargs": {"dtype": torch.float16}} if converted else {}
+    st = SentenceTransformer(str(model), device="cpu", local_files_only=path.exists(), **kwargs)
+    if converted:
+        for name, module in st.named_modules():
+            if name.endswith("word_embeddings"):
+                continue
+            for tensor in [*module.parameters(recurse=False), *module.buffers(recurse=False)]:
+                if tensor.dtype == torch.float16:
+                    tensor.data = tensor.data.float()
+    return st
