@@ -9,15 +9,6 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def _path(name: str, default: str) -> Path:
-    value = os.environ.get(name)
-    return Path(value) if value else PROJECT_ROOT / default
-
-
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of the pipeline. `Settings.from_env()` reads the RAG_* variables below."""

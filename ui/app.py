@@ -212,8 +212,9 @@ def create_app(service: ChatService) -> gr.Blocks:
 
 def ensure_ready(settings: Settings, index_dir: Path, seeds_dir: Path) -> None:
     """Build what is missing: the model folder, then the index of seeds/."""
-    if not (Path(settings.model) / "modules.json").exists() and Path(settings.model).parent.exists():
-        convert(settings.model)
+    model = Path(settings.model)
+    if model.is_absolute() and not (model / "modules.json").exists():  # a local folder, not a hub id
+        convert(model)
     if not (index_dir / DB_NAME).exists():
         print(f"building the index of {seeds_dir} into {index_dir} …", flush=True)
         build_index(seeds_dir, index_dir, settings=settings)
