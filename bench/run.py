@@ -266,6 +266,13 @@ def fmt(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
+def _table(title: str, headers: list[str], rows: list[list]) -> list[str]:
+    """A markdown section: blank line, heading, table (floats to 3 decimals)."""
+    out = ["", f"## {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return out
+
+
 def report(results: dict, quick: bool, seconds: float) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     lines = [
@@ -291,32 +298,29 @@ def report(results: dict, quick: bool, seconds: float) -> str:
             f"| {name} | {o['n']} | {o['R@1']:.3f} | {o['R@5']:.3f} | {o['MRR@10']:.3f} | {b['R@1']:.3f} | "
             f"{b['R@5']:.3f} | {b['MRR@10']:.3f} | {target} |"
         )
-    lines += [
-        "",
-        "## Answers through answer()",
-        "",
-        "| set | n | evidence hit | first-citation hit | citation validity | answered |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, r in results["answers"].items():
-        lines.append(
-            f"| {name} | {r['n']} | {r['evidence hit']:.3f} | {r['first-citation hit']:.3f} | "
-            f"{r['citation validity']:.3f} | {r['answered']:.3f} |"
-        )
-    lines += [
-        "",
-        "Targets: evidence hit >= 0.75 for XQuAD en->ar; citation validity 1.000.",
-        "",
-        "## Refusal (half the XQuAD articles indexed; questions about the other half are unanswerable)",
-        "",
-        "| questions | threshold | refused (unanswerable) | answered (answerable) | n |",
-        "|---|---|---|---|---|",
-    ]
-    for lang, r in results["refusal"].items():
-        lines.append(
-            f"| {lang} | {r['threshold']:.2f} | {r['refused (unanswerable)']:.3f} | {r['answered (answerable)']:.3f} | "
-            f"{r['n_unanswerable']} + {r['n_answerable']} |"
-        )
+    lines += _table(
+        "Answers through answer()",
+        ["set", "n", "evidence hit", "first-citation hit", "citation validity", "answered"],
+        [
+            [name, r["n"], r["evidence hit"], r["first-citation hit"], r["citation validity"], r["answered"]]
+            for name, r in results["answers"].items()
+        ],
+    )
+    lines += ["", "Targets: evidence hit >= 0.75 for XQuAD en->ar; citation validity 1.000."]
+    lines += _table(
+        "Refusal (half the XQuAD articles indexed; questions about the other half are unanswerable)",
+        ["questions", "threshold", "refused (unanswerable)", "answered (answerable)", "n"],
+        [
+            [
+                lang,
+                f"{r['threshold']:.2f}",
+                r["refused (unanswerable)"],
+                r["answered (answerable)"],
+                f"{r['n_unanswerable']} + {r['n_answerable']}",
+            ]
+            for lang, r in results["refusal"].items()
+        ],
+    )
     lines += [
         "",
         "Target: at least 0.60 refused while at least 0.95 answered.",

@@ -92,6 +92,7 @@ class SearchIndex:
         for cid, d in zip(self.chunk_ids.tolist(), self.chunk_doc_row.tolist(), strict=True):
             self.doc_chunk_ids[d].append(cid)
         self.bm25 = BM25([d[3].split() for d in docs])
+        self._texts: OrderedDict[str, str] = OrderedDict()  # article texts of this generation, most recent last
         self.titles = {d[0]: d[1] for d in docs}
         self.sources = {d[0]: d[2] for d in docs}
         self.generation = meta.get("generation", "")
@@ -140,10 +141,16 @@ class SearchIndex:
     def article_text(self, doc_id: str) -> str:
         """The cleaned article text that citation offsets point into."""
         with self._lock:
+            if doc_id in self._texts:
+                self._texts.move_to_end(doc_id)
+                return self._texts[doc_id]
             row = self.conn.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        if row is None:
-            raise KeyError(f"no article {doc_id!r} in the index at {self.index_dir}")
-        return row[0]
+            if row is None:
+                raise KeyError(f"no article {doc_id!r} in the index at {self.index_dir}")
+            self._texts[doc_id] = row[0]
+            while len(self._texts) > 64:
+                self._texts.popitem(last=False)
+            return row[0]
 
     def documents(self) -> list[dict]:
         """Title, source, chunk count and date added of every indexed article."""
