@@ -1,8 +1,8 @@
 """Offline tuning of fusion on the bench indexes (tune on XQuAD and ARCD-train; ARCD-test is only reported).
 
-Usage: python -m bench.tune [--shared ../shared] [--evidence]   (after `make bench-quick` built bench/work/*-index)
-Without --evidence it caches query/chunk scores for fusion experiments; with it, it grid-searches the sentence
-scoring weights of the answerer and prints evidence hits.
+Usage: python -m bench.tune [--shared ../shared] [--evidence | --chunks]
+(after `make bench-quick` has built bench/work/*-index). With no flag it caches query/chunk scores for fusion
+experiments; --evidence grid-searches the answerer's sentence weights; --chunks compares chunk sizes.
 """
 
 from __future__ import annotations
@@ -72,10 +72,39 @@ def tune_evidence(root: Path, settings: Settings, emb: Embedder, work: Path, n: 
             print(f"{name}: first {first:.3f} any {hit:.3f} margin {margin} {w}", flush=True)
 
 
+def tune_chunks(root: Path, settings: Settings, emb: Embedder, work: Path, n: int = 300) -> None:
+    """Document R@1 and evidence hit for several chunk sizes (each needs its own index, so it re-embeds)."""
+    from dataclasses import replace
+
+    from bench.data import sample, write_bulk
+    from bench.run import answer_metrics, build, ranked_ours, retrieval_metrics
+
+    contexts, en, ar, _ = xquad(root)
+    arcd_contexts, train = arcd(root, "train")
+    for size in (250, 400, 600, 1000):
+        s = replace(settings, chunk_chars=size)
+        for name, ctx, qsets in (("xquad", contexts, {"en": en, "ar": ar}), ("arcd", arcd_contexts, {"train": train})):
+            seeds = work / f"{name}-seeds"
+            write_bulk(seeds, f"{name}.jsonl", ctx)
+            index_dir = work / f"chunks-{size}-{name}"
+            stats = build(seeds, index_dir, s, emb)
+            index = SearchIndex(index_dir, s, embedder=emb)
+            for label, qs in qsets.items():
+                qs = sample(qs, n)
+                r = retrieval_metrics(lambda q, i=index: ranked_ours(i, q), qs)
+                a = answer_metrics(index, qs)
+                print(
+                    f"chunk_chars {size} {name}-{label}: chunks {stats.chunks} R@1 {r['R@1']:.3f} "
+                    f"evidence hit {a['evidence hit']:.3f} first {a['first-citation hit']:.3f}",
+                    flush=True,
+                )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser()
     p.add_argument("--shared", default=None)
     p.add_argument("--evidence", action="store_true")
+    p.add_argument("--chunks", action="store_true", help="compare chunk sizes (re-embeds the bench corpora)")
     args = p.parse_args(argv)
     root = data_dir(args.shared)
     settings = Settings.from_env()
@@ -83,6 +112,9 @@ def main(argv=None) -> int:
     work = PROJECT_ROOT / "bench" / "work"
     if args.evidence:
         tune_evidence(root, settings, emb, work)
+        return 0
+    if args.chunks:
+        tune_chunks(root, settings, emb, work)
         return 0
     _contexts, en, ar, _ = xquad(root)
     _, train = arcd(root, "train")
