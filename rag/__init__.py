@@ -25,6 +25,7 @@ __all__ = [
 
 _lock = threading.Lock()
 _indexes: dict[Path, SearchIndex] = {}
+_chains: dict[tuple[Path, int | None], object] = {}
 
 
 def get_index(index_dir: str | Path | None = None) -> SearchIndex:
@@ -52,13 +53,15 @@ def answer(question: str, k: int | None = None, index_dir: str | Path | None = N
         ValueError: the question is empty or whitespace.
         IndexMissing: no index has been built (run `make index`).
     """
-    from rag.answering import make_chain
+    from rag.answering import make_chain, prepare_question
 
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError("question is empty: ask something, e.g. answer('why did Albania cut ties?')")
+    question = prepare_question(question, Settings.from_env().max_question_chars)  # before loading anything
     index = get_index(index_dir)
-    question = " ".join(question.split())[: index.settings.max_question_chars]
-    return make_chain(index, k).invoke(question)
+    key = (index.index_dir, k)
+    with _lock:
+        if key not in _chains:  # built once per index; the index itself reloads on new builds
+            _chains[key] = make_chain(index, k)
+    return _chains[key].invoke(question)
 
 
 def article_text(doc_id: str, index_dir: str | Path | None = None) -> str:

@@ -62,6 +62,19 @@ class Evidence:
     score: float
 
 
+def prepare_question(question: object, max_chars: int) -> str:
+    """Whitespace collapsed and cut to `max_chars`; an empty question is a ValueError a user can read."""
+    text = " ".join(question.split())[:max_chars] if isinstance(question, str) else ""
+    if not text:
+        raise ValueError("question is empty: ask something, e.g. answer('why did Albania cut ties?')")
+    return text
+
+
+def is_cross_lingual(question: str) -> bool:
+    """A mostly Latin-script question over the Arabic articles (refusal follows its own rule)."""
+    return latin_share(question) > 0.5
+
+
 def not_found_text(question: str) -> str:
     return NOT_FOUND_AR if _ARABIC.search(question) else NOT_FOUND_EN
 
@@ -173,13 +186,13 @@ class ExtractiveAnswerer:
         return Answer(question, text, True, citations)
 
     def threshold(self, question: str) -> float:
-        return self.min_score_cross if latin_share(question) > 0.5 else self.min_score
+        return self.min_score_cross if is_cross_lingual(question) else self.min_score
 
     def confidence(self, question: str, docs: list[Document]) -> float:
         """Best chunk cosine; for a cross-lingual question plus how far it stands out from the other candidates
         (cross-lingual cosines are compressed, so the lead separates answerable questions better)."""
         top = max((d.metadata["dense"] for d in docs), default=0.0)
-        if latin_share(question) > 0.5 and docs:
+        if is_cross_lingual(question) and docs:
             top += self.margin_weight_cross * docs[0].metadata.get("margin", 0.0)
         return top
 

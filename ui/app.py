@@ -13,7 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr
 
-from rag.answering import Answer, make_chain
+from rag.answering import Answer, make_chain, prepare_question
 from rag.model import convert
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
@@ -67,10 +67,7 @@ class ChatService:
         self._build_lock = threading.Lock()
 
     def ask(self, question: str) -> Answer:
-        question = " ".join((question or "").split())[: self.settings.max_question_chars]
-        if not question:
-            raise ValueError("question is empty: type a question, in English or Arabic")
-        return self.chain.invoke(question)
+        return self.chain.invoke(prepare_question(question, self.settings.max_question_chars))
 
     def documents(self) -> list[list]:
         return [[d["title"], d["source"], d["chunks"], d["added_at"]] for d in self.index.documents()]
