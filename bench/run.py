@@ -98,34 +98,42 @@ def build(seeds: Path, index_dir: Path, settings: Settings, embedder: Embedder):
 
 
 def refusal(work: Path, settings: Settings, embedder: Embedder, contexts, titles, en, ar, quick: bool) -> dict:
-    """Index half the XQuAD articles; questions about the other half should be refused."""
+    """Index half the XQuAD articles; questions about the other half should be refused.
+
+    The thresholds are calibrated on the first split (every other article, in title order); the swapped split,
+    with the other half indexed, is reported as a check of how well that calibration carries over.
+    """
     articles = sorted(set(titles.values()))
-    kept = set(articles[::2])
-    half = {c: t for c, t in contexts.items() if titles[c] in kept}
-    seeds = work / "xquad-half-seeds"
-    write_bulk(seeds, "xquad_half.jsonl", half)
-    index_dir = work / "xquad-half-index"
-    build(seeds, index_dir, settings, embedder)
-    index = SearchIndex(index_dir, settings, embedder=embedder)
-    chain, answerer, retriever = make_chain(index), default_answerer(index), HybridRetriever(index=index)
     out = {}
-    for lang, qs in (("en", en), ("ar", ar)):
-        qs = sample(qs, 300 if quick else None)
-        found = np.array([chain.invoke(q.text).found for q in qs])
-        conf = np.array([answerer.confidence(q.text, retriever.invoke(q.text)) for q in qs])
-        answerable = np.array([q.context_id in half for q in qs])
-        sweep = {
-            round(float(t), 2): (float((conf[~answerable] < t).mean()), float((conf[answerable] >= t).mean()))
-            for t in np.arange(0.70, 0.901, 0.01)
-        }
-        out[lang] = {
-            "threshold": answerer.threshold(qs[0].text),
-            "refused (unanswerable)": float((~found[~answerable]).mean()),
-            "answered (answerable)": float(found[answerable].mean()),
-            "n_unanswerable": int((~answerable).sum()),
-            "n_answerable": int(answerable.sum()),
-            "sweep": sweep,
-        }
+    for split, kept, name in (
+        ("", set(articles[::2]), "xquad-half"),
+        (" (swapped halves)", set(articles[1::2]), "xquad-other-half"),
+    ):
+        half = {c: t for c, t in contexts.items() if titles[c] in kept}
+        seeds = work / f"{name}-seeds"
+        write_bulk(seeds, f"{name.replace('-', '_')}.jsonl", half)
+        index_dir = work / f"{name}-index"
+        build(seeds, index_dir, settings, embedder)
+        index = SearchIndex(index_dir, settings, embedder=embedder)
+        chain, answerer, retriever = make_chain(index), default_answerer(index), HybridRetriever(index=index)
+        for lang, qs in (("en", en), ("ar", ar)):
+            qs = sample(qs, 300 if quick else None)
+            found = np.array([chain.invoke(q.text).found for q in qs])
+            answerable = np.array([q.context_id in half for q in qs])
+            row = {
+                "threshold": answerer.threshold(qs[0].text),
+                "refused (unanswerable)": float((~found[~answerable]).mean()),
+                "answered (answerable)": float(found[answerable].mean()),
+                "n_unanswerable": int((~answerable).sum()),
+                "n_answerable": int(answerable.sum()),
+            }
+            if not split:
+                conf = np.array([answerer.confidence(q.text, retriever.invoke(q.text)) for q in qs])
+                row["sweep"] = {
+                    round(float(t), 2): (float((conf[~answerable] < t).mean()), float((conf[answerable] >= t).mean()))
+                    for t in np.arange(0.50, 0.951, 0.01)
+                }
+            out[lang + split] = row
     return out
 
 
@@ -313,7 +321,7 @@ def report(results: dict, quick: bool, seconds: float) -> str:
         [
             [
                 lang,
-                f"{r['threshold']:.2f}",
+                f"{r['threshold']:g}",
                 r["refused (unanswerable)"],
                 r["answered (answerable)"],
                 f"{r['n_unanswerable']} + {r['n_answerable']}",
@@ -325,10 +333,13 @@ def report(results: dict, quick: bool, seconds: float) -> str:
         "",
         "Target: at least 0.60 refused while at least 0.95 answered.",
         "",
-        "Trade-off (confidence threshold: refused / answered; for English, confidence = cosine + 3 x lead):",
+        "Trade-off on the first split (confidence threshold: refused / answered; for English, confidence = "
+        "cosine of the centred question + 3 x lead):",
         "",
     ]
     for lang, r in results["refusal"].items():
+        if "sweep" not in r:
+            continue
         pairs = ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items())
         lines.append(f"- {lang}: {pairs}")
     lines += ["", "## Speed, scale and memory (this machine)", "", "| measure | value | target |", "|---|---|---|"]

@@ -17,7 +17,7 @@ import numpy as np
 from bench.data import arcd, data_dir, xquad
 from bench.run import doc_of
 from rag.embed import Embedder
-from rag.lexical import analyze
+from rag.lexical import bm25_terms
 from rag.retrieve import SearchIndex
 from rag.settings import PROJECT_ROOT, Settings
 
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         index, vecs, docs = cache[idx_name]
         q = np.vstack([emb.embed_query(x.text) for x in qs])
         dense = q @ vecs.T
-        lex = np.vstack([index.bm25.scores(analyze(x.text)) for x in qs])
+        lex = np.vstack([index.bm25.scores(bm25_terms(x.text)) for x in qs])
         np.savez(
             work / f"tune-{name}.npz",
             dense=dense,

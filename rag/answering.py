@@ -14,7 +14,7 @@ from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
 
 from rag.lexical import analyze
-from rag.retrieve import HybridRetriever, SearchIndex, latin_share
+from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual, latin_share
 
 NOT_FOUND_EN = "The indexed articles do not cover this question, so there is no answer to give."
 NOT_FOUND_AR = "لا تتناول المقالات المفهرسة هذا السؤال، لذلك لا توجد إجابة."
@@ -68,11 +68,6 @@ def prepare_question(question: object, max_chars: int) -> str:
     if not text:
         raise ValueError("question is empty: ask something, e.g. answer('why did Albania cut ties?')")
     return text
-
-
-def is_cross_lingual(question: str) -> bool:
-    """A mostly Latin-script question over the Arabic articles (refusal follows its own rule)."""
-    return latin_share(question) > 0.5
 
 
 def not_found_text(question: str) -> str:

@@ -12,6 +12,8 @@ import numpy as np
 
 from rag.model import MARKER, load_embedder
 
+QUESTIONS_EN = Path(__file__).parent / "data" / "questions_en.txt"
+
 
 def model_fingerprint(model: str) -> str:
     """A stable id for the model's weights, computed without loading it (the index records it)."""
@@ -49,10 +51,27 @@ class Embedder:
         # The non-tensor features sentence-transformers adds to a text batch (modality, prompt length).
         sample = self.model.preprocess(["x"], prompt=self.document_prompt or None)
         self._extra_features = {k: v for k, v in sample.items() if k not in ("input_ids", "attention_mask")}
+        self._centroid: np.ndarray | None = None
 
     def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         kwargs = {"prompt_name": "query"} if self.has_query_prompt else {}
-        return self.model.encode([text], convert_to_numpy=True, normalize_embeddings=True, **kwargs)[0]
+        return self.model.encode(
+            list(texts), batch_size=128, convert_to_numpy=True, normalize_embeddings=True, **kwargs
+        )
+
+    def english_question_centroid(self) -> np.ndarray:
+        """Mean vector of the English questions in rag/data/questions_en.txt, computed once (under a second).
+
+        It stands for what English questions share whatever they ask; taking part of it out of an English
+        question leaves more of what it asks about for matching Arabic text (see `SearchIndex.query_vector`).
+        """
+        if self._centroid is None:
+            lines = QUESTIONS_EN.read_text(encoding="utf-8").splitlines()
+            self._centroid = self.embed_queries([x for x in lines if x.strip() and not x.startswith("#")]).mean(0)
+        return self._centroid
 
     def embed_chunks(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[ChunkEmbedding]:
         """One forward pass per chunk gives the chunk vector and, by pooling the token states that fall in

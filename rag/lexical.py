@@ -83,10 +83,32 @@ def analyze(text: str) -> list[str]:
     return [t for t in out if t and t != "~"]
 
 
-class BM25:
-    """Okapi BM25 over pre-analysed documents; scores for all documents with one sparse product."""
+def char_ngrams(text: str, n: int = 3) -> list[str]:
+    """Character n-grams of each normalised word, with word boundaries marked by "#" and the term marked by a
+    leading "@": they match Arabic words whose affixes or broken plurals no stemmer undoes."""
+    out: list[str] = []
+    for w in _TOKEN.findall(_DIACRITICS.sub("", text).lower()):
+        w = normalize_arabic(w)
+        if w in STOPWORDS:
+            continue
+        padded = f"#{w}#"
+        out.extend("@" + padded[i : i + n] for i in range(max(1, len(padded) - n + 1)))
+    return out
 
-    def __init__(self, docs_terms: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.75) -> None:
+
+def bm25_terms(text: str) -> list[str]:
+    """What BM25 indexes and searches: the stems of `analyze` plus character 3-grams. On ARCD-train the
+    3-grams lifted R@1 of the fused ranking from 0.706 to 0.740, and on XQuAD Arabic from 0.930 to 0.945."""
+    return analyze(text) + char_ngrams(text)
+
+
+class BM25:
+    """Okapi BM25 over pre-analysed documents; scores for all documents with one sparse product.
+
+    b = 0.9 (more length normalisation than the usual 0.75) measured better with the 3-gram terms.
+    """
+
+    def __init__(self, docs_terms: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.9) -> None:
         vocab: dict[str, int] = {}
         rows, cols = [], []
         for i, terms in enumerate(docs_terms):

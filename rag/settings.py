@@ -21,9 +21,10 @@ class Settings:
     batch_size: int = 32  # RAG_BATCH_SIZE: texts per embedding batch
     top_k: int = 5  # RAG_TOP_K: chunks handed to the answerer
     candidates: int = 100  # RAG_CANDIDATES: chunks (dense) and articles (BM25) proposed before fusion
-    lexical_weight: float = 0.12  # RAG_LEXICAL_WEIGHT: weight of an article's max-normalised BM25 score
+    lexical_weight: float = 0.15  # RAG_LEXICAL_WEIGHT: weight of an article's max-normalised BM25 score
+    query_centering: float = 0.5  # RAG_QUERY_CENTERING: share of the English-question mean taken out of one
     min_score: float = 0.82  # RAG_MIN_SCORE: best chunk cosine needed to answer an Arabic question
-    min_score_cross: float = 0.81  # RAG_MIN_SCORE_CROSS: for a Latin-script question, cosine + margin term
+    min_score_cross: float = 0.695  # RAG_MIN_SCORE_CROSS: for a Latin-script question, cosine + margin term
     margin_weight_cross: float = 3.0  # RAG_MARGIN_WEIGHT_CROSS: weight of the best cosine's lead over the 20 best
     max_sentences: int = 3  # RAG_MAX_SENTENCES: sentences quoted in an answer
     max_question_chars: int = 2000  # RAG_MAX_QUESTION_CHARS: longer questions are truncated

@@ -23,12 +23,12 @@ import numpy as np
 from rag.articles import Article, content_hash, read_articles
 from rag.chunking import chunk_sentences, split_sentences
 from rag.embed import Embedder, batched_by_length, model_fingerprint
-from rag.lexical import analyze
+from rag.lexical import bm25_terms
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: BM25 terms per article (was per chunk)
+FORMAT_VERSION = 3  # 2: BM25 terms per article (was per chunk); 3: plus character 3-grams
 DB_NAME = "rag.sqlite"
 MANIFEST = "manifest.json"
 
@@ -117,6 +117,12 @@ def check_compatible(meta: dict[str, str], want: dict[str, str], index_dir: Path
             )
 
 
+def _only_format_changed(meta: dict[str, str], want: dict[str, str]) -> bool:
+    keys = ("model_hash", "chunk_chars", "chunk_overlap")
+    old = meta.get("format_version")
+    return old is not None and old != want["format_version"] and all(meta.get(k) == want[k] for k in keys)
+
+
 def embed_text(title: str, chunk: str) -> tuple[str, int]:
     """What the model reads for a chunk (title line, then the chunk) and where the chunk starts in it."""
     prefix = f"{title}\n" if title else ""
@@ -196,6 +202,9 @@ def build_index(
     try:
         conn.executescript(SCHEMA)
         meta = read_meta(conn)
+        if not rebuild and _only_format_changed(meta, want):
+            warn(f"index at {index} has format {meta['format_version']}, now {want['format_version']}: rebuilding it")
+            rebuild = True  # same model and chunking, so every stored vector is reused
         if not rebuild:
             check_compatible(meta, want, index)
         stored = {} if rebuild else dict(conn.execute("SELECT doc_id, content_hash FROM documents"))
@@ -288,7 +297,7 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
                     a.content_hash,
                     added_at.get(a.doc_id, now),
                     len(planned),
-                    " ".join(analyze(f"{a.title}\n{a.text}")),
+                    " ".join(bm25_terms(f"{a.title}\n{a.text}")),
                 ),
             )
             conn.executemany(

@@ -128,3 +128,21 @@ def test_rebuild_reuses_stored_vectors(tmp_path, seeds_copy, settings, embedder,
     _no_model_load(monkeypatch)
     again = build_index(seeds_copy, index, settings=settings, rebuild=True, progress=False)
     assert (again.added, again.embedded, again.reused, again.chunks) == (1, 0, first.chunks, first.chunks)
+
+
+def test_index_of_an_older_format_is_rebuilt_by_the_next_build_without_embedding(
+    tmp_path, seeds_copy, settings, embedder, monkeypatch
+):
+    index = tmp_path / "index"
+    first = build_index(seeds_copy, index, settings=settings, embedder=embedder, progress=False)
+    db = sqlite3.connect(index / store.DB_NAME)
+    with db:
+        db.execute("UPDATE meta SET value = '1' WHERE key = 'format_version'")
+    db.close()
+    with pytest.raises(IndexMismatch, match="rag index"):
+        SearchIndex(index, settings, embedder=embedder)
+    _no_model_load(monkeypatch)
+    warned: list[str] = []
+    again = build_index(seeds_copy, index, settings=settings, progress=False, on_warning=warned.append)
+    assert (again.embedded, again.chunks) == (0, first.chunks) and "rebuilding" in warned[0]
+    assert SearchIndex(index, settings, embedder=embedder).search("لماذا قطعت ألبانيا علاقاتها مع إيران؟")
