@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from array import array
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 
@@ -108,15 +109,19 @@ class BM25:
     b = 0.9 (more length normalisation than the usual 0.75) measured better with the 3-gram terms.
     """
 
-    def __init__(self, docs_terms: Sequence[Sequence[str]], k1: float = 1.2, b: float = 0.9) -> None:
+    def __init__(self, docs_terms: Iterable[Sequence[str]], k1: float = 1.2, b: float = 0.9) -> None:
+        """`docs_terms` may be a generator: one document's terms are held at a time."""
         vocab: dict[str, int] = {}
-        rows, cols = [], []
-        for i, terms in enumerate(docs_terms):
-            for t in terms:
-                rows.append(i)
-                cols.append(vocab.setdefault(t, len(vocab)))
-        n_docs = len(docs_terms)
-        tf = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(n_docs, max(len(vocab), 1)))
+        cols, lengths = array("i"), array("i")
+        for terms in docs_terms:
+            lengths.append(len(terms))
+            cols.extend(vocab.setdefault(t, len(vocab)) for t in terms)
+        n_docs = len(lengths)
+        rows = np.repeat(np.arange(n_docs, dtype=np.int32), np.frombuffer(lengths, dtype=np.int32))
+        col_ids = np.frombuffer(cols, dtype=np.int32)
+        tf = sparse.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, col_ids)), shape=(n_docs, max(len(vocab), 1))
+        )
         tf.sum_duplicates()
         lengths = np.asarray(tf.sum(axis=1)).ravel()
         avg = lengths.mean() if n_docs else 1.0

@@ -80,7 +80,7 @@ class SearchIndex:
         rows = conn.execute(
             "SELECT id, doc_id, start, end, first_sentence, last_sentence, embed_hash FROM chunks ORDER BY id"
         ).fetchall()
-        docs = conn.execute("SELECT doc_id, title, source, terms FROM documents ORDER BY doc_id").fetchall()
+        docs = conn.execute("SELECT doc_id, title, source FROM documents ORDER BY doc_id").fetchall()
         self.conn = conn
         self.meta = meta
         self.vectors = vectors
@@ -96,7 +96,8 @@ class SearchIndex:
         self.doc_chunk_ids: list[list[int]] = [[] for _ in docs]
         for cid, d in zip(self.chunk_ids.tolist(), self.chunk_doc_row.tolist(), strict=True):
             self.doc_chunk_ids[d].append(cid)
-        self.bm25 = BM25([d[3].split() for d in docs])
+        terms = conn.execute("SELECT terms FROM documents ORDER BY doc_id")  # streamed: one article at a time
+        self.bm25 = BM25(row[0].split() for row in terms)
         self._texts: OrderedDict[str, str] = OrderedDict()  # article texts of this generation, most recent last
         self.titles = {d[0]: d[1] for d in docs}
         self.sources = {d[0]: d[2] for d in docs}
