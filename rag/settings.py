@@ -22,7 +22,9 @@ class Settings:
     top_k: int = 5  # RAG_TOP_K: chunks handed to the answerer
     candidates: int = 100  # RAG_CANDIDATES: chunks (dense) and articles (BM25) proposed before fusion
     lexical_weight: float = 0.15  # RAG_LEXICAL_WEIGHT: weight of an article's max-normalised BM25 score
-    query_centering: float = 0.5  # RAG_QUERY_CENTERING: share of the English-question mean taken out of one
+    query_centering: float = (
+        0.5  # RAG_QUERY_CENTERING: share of the English-question mean taken out of a Latin-script question
+    )
     min_score: float = 0.82  # RAG_MIN_SCORE: best chunk cosine needed to answer an Arabic question
     min_score_cross: float = 0.695  # RAG_MIN_SCORE_CROSS: for a Latin-script question, cosine + margin term
     margin_weight_cross: float = 3.0  # RAG_MARGIN_WEIGHT_CROSS: weight of the best cosine's lead over the 20 best

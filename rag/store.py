@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 FORMAT_VERSION = 3  # 2: BM25 terms per article (was per chunk); 3: plus character 3-grams
 DB_NAME = "rag.sqlite"
 MANIFEST = "manifest.json"
+_BUILD_KEYS = ("model_hash", "chunk_chars", "chunk_overlap")  # what the stored vectors depend on
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -109,7 +110,7 @@ def expected_meta(settings: Settings, fingerprint: str) -> dict[str, str]:
 
 def check_compatible(meta: dict[str, str], want: dict[str, str], index_dir: Path) -> None:
     """Refuse an index built with another format, model or chunking."""
-    for key in ("format_version", "model_hash", "chunk_chars", "chunk_overlap"):
+    for key in ("format_version", *_BUILD_KEYS):
         if key in meta and meta[key] != want[key]:
             raise IndexMismatch(
                 f"index at {index_dir} was built with {key}={meta[key]}, now {want[key]}: "
@@ -118,9 +119,8 @@ def check_compatible(meta: dict[str, str], want: dict[str, str], index_dir: Path
 
 
 def _only_format_changed(meta: dict[str, str], want: dict[str, str]) -> bool:
-    keys = ("model_hash", "chunk_chars", "chunk_overlap")
     old = meta.get("format_version")
-    return old is not None and old != want["format_version"] and all(meta.get(k) == want[k] for k in keys)
+    return old is not None and old != want["format_version"] and all(meta.get(k) == want[k] for k in _BUILD_KEYS)
 
 
 def embed_text(title: str, chunk: str) -> tuple[str, int]:
