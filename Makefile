@@ -6,9 +6,21 @@ STAMP  := $(VENV)/.installed
 MODEL  := models/multilingual-e5-small
 SHARED ?= ../shared
 
-.PHONY: install model index run test lint format bench bench-quick browser clean
+.PHONY: install model index run test lint format bench bench-quick browser lexicon clean
 
-install: $(STAMP) $(MODEL)/conversion.json
+install: $(STAMP) $(MODEL)/conversion.json lexicon
+
+# FreeDict's English-Arabic dictionaries (Debian packages, GPL; never copied into the repo) give English questions
+# a lexical channel. Installed with apt-get when missing and root; elsewhere one line says how, and English
+# questions fall back to dense retrieval only.
+DICTS := dict-freedict-eng-ara dict-freedict-ara-eng
+lexicon:
+	@if [ -f /usr/share/dictd/freedict-eng-ara.index ] && [ -f /usr/share/dictd/freedict-ara-eng.index ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's $(DICTS) for English questions"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DICTS) >/dev/null) \
+	  || echo "could not install $(DICTS): English questions will use dense retrieval only"; \
+	else echo "note: run \`sudo apt-get install $(DICTS)\` for better English questions (dense retrieval only until then)"; fi
 
 # torch first, from the local CPU build: a plain `torch` requirement would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml

@@ -78,3 +78,65 @@ def sample(items: list, n: int | None, seed: int = 0) -> list:
     if n is None or n >= len(items):
         return items
     return random.Random(seed).sample(items, n)
+
+
+@dataclass
+class NewsItem:
+    """One line of news_qa_dev.jsonl: a single question, a follow-up pair, or an unanswerable question."""
+
+    qid: str
+    kind: str  # "single" | "followup" | "unanswerable"
+    lang: str
+    doc_id: str  # "" for unanswerable
+    questions: list[str]  # one question, or [q1, q2] for a follow-up pair
+    evidence: list[list[str]]  # evidence strings per question ([] for unanswerable)
+    half: str  # "tune" | "test": split by article (unanswerable: by id)
+
+
+def _half(key: str) -> str:
+    """A fixed split by a stable hash of the article id (or question id)."""
+    import hashlib
+
+    return "tune" if int(hashlib.sha256(key.encode()).hexdigest(), 16) % 2 == 0 else "test"
+
+
+def news_dev(root: Path) -> list[NewsItem]:
+    """The news dev set, each item assigned to the tuning or the test half by its article."""
+    items = []
+    seen_unanswerable: dict[str, int] = {}
+    for r in _jsonl(root / "bench" / "news_qa_dev.jsonl"):
+        if r.get("unanswerable"):  # no article: alternate within each language, so both halves get both
+            n = seen_unanswerable[r["lang"]] = seen_unanswerable.get(r["lang"], -1) + 1
+            half = "tune" if n % 2 == 0 else "test"
+            items.append(NewsItem(r["id"], "unanswerable", r["lang"], "", [r["q"]], [], half))
+        elif "q1" in r:
+            items.append(
+                NewsItem(
+                    r["id"],
+                    "followup",
+                    r["lang"],
+                    r["doc_id"],
+                    [r["q1"], r["q2"]],
+                    [r["evidence1"], r["evidence2"]],
+                    _half(r["doc_id"]),
+                )
+            )
+        else:
+            items.append(
+                NewsItem(r["id"], "single", r["lang"], r["doc_id"], [r["q"]], [r["evidence"]], _half(r["doc_id"]))
+            )
+    return items
+
+
+def news_corpus(root: Path, items: list[NewsItem], n_other: int = 950, seed: int = 0) -> list[dict]:
+    """The dev set's own articles plus `n_other` other SaudiNewsNet articles chosen with a fixed seed."""
+    path = root / "corpora" / "saudinewsnet-20k.jsonl.gz"
+    if not path.is_file():
+        raise DataMissing(f"error: {path} not found: the news benchmark needs SaudiNewsNet")
+    wanted = {i.doc_id for i in items if i.doc_id}
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
+    own = [r for r in rows if r["id"] in wanted]
+    others = [r for r in rows if r["id"] not in wanted]
+    random.Random(seed).shuffle(others)
+    return own + others[:n_other]

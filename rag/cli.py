@@ -41,6 +41,10 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         on_warning=lambda line: _print_err(f"warning: {line}"),
     )
     print(f"index {args.index or settings.index_dir}: {stats.summary()}")
+    from rag.crosslingual import lexicon_status
+
+    if (status := lexicon_status(settings.lexicon)) is not None:
+        _print_err(f"warning: {status}")
     return 0
 
 

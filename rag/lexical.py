@@ -114,6 +114,11 @@ def bm25_terms(text: str) -> list[str]:
     return _stems(words) + _ngrams(words, 3)
 
 
+def query_words(text: str) -> list[str]:
+    """The content words of a text (stop words out), as `analyze` sees them: one concept each in a query."""
+    return _content_words(text)
+
+
 class BM25:
     """Okapi BM25 over pre-analysed documents; scores for all documents with one sparse product.
 
@@ -151,3 +156,14 @@ class BM25:
         if not ids or not self.n_docs:
             return np.zeros(self.n_docs, dtype=np.float32)
         return np.asarray(self.weights[:, ids] @ self.idf[ids]).ravel()
+
+    def concept_scores(self, concepts: Iterable[Iterable[Sequence[str]]]) -> np.ndarray:
+        """A structured query (Pirkola): each concept scores a document by its best-matching alternative, and the
+        concepts add up, so a word with ten translations weighs no more than a word with one."""
+        total = np.zeros(self.n_docs, dtype=np.float32)
+        for alternatives in concepts:
+            best = np.zeros(self.n_docs, dtype=np.float32)
+            for terms in alternatives:
+                np.maximum(best, self.scores(terms), out=best)
+            total += best
+        return total

@@ -15,8 +15,9 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from rag.crosslingual import Concept, Lexicon, NameMatcher, QueryConcept, get_lexicon, translate_question
 from rag.embed import Embedder, model_fingerprint
-from rag.lexical import BM25, bm25_terms
+from rag.lexical import BM25, analyze, bm25_terms, query_words
 from rag.settings import Settings
 from rag.store import DB_NAME, IndexMissing, check_compatible, connect, expected_meta, read_meta
 
@@ -65,6 +66,9 @@ class SearchIndex:
         self._embedder = embedder
         self._lock = threading.RLock()
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._concept_cache: OrderedDict[str, list[QueryConcept]] = OrderedDict()
+        self._article_terms: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._names: NameMatcher | None = None
         self.generation = ""
         self._load()
 
@@ -102,6 +106,9 @@ class SearchIndex:
         self.titles = {d[0]: d[1] for d in docs}
         self.sources = {d[0]: d[2] for d in docs}
         self.generation = meta.get("generation", "")
+        self._concept_cache = OrderedDict()
+        self._article_terms = OrderedDict()
+        self._names = None
 
     def refresh(self) -> bool:
         """Reload when another process (or the web chat's upload) has committed a newer build."""
@@ -144,6 +151,87 @@ class SearchIndex:
             while len(self._query_cache) > 256:
                 self._query_cache.popitem(last=False)
         return vec
+
+    @property
+    def lexicon(self) -> Lexicon | None:
+        """The English-Arabic lexicon, or None (warned about once) when the dictionary is not installed."""
+        return get_lexicon(self.settings.lexicon, self.settings.lexicon_cache)
+
+    def name_matcher(self) -> NameMatcher:
+        """The index's Arabic words by consonant skeleton, built on the first Latin-script question of a generation."""
+        with self._lock:
+            if self._names is None:
+                rows = self.conn.execute("SELECT title || ' ' || text FROM documents")
+                self._names = NameMatcher.from_texts(r[0] for r in rows)
+            return self._names
+
+    def _in_corpus(self, word: str) -> bool:
+        return any(t in self.bm25.vocab for t in analyze(word))
+
+    def concepts(self, question: str) -> list[QueryConcept]:
+        """The question as concepts with Arabic alternatives: translated when it is in Latin script (see
+        `rag.crosslingual`), else one concept per content word."""
+        with self._lock:
+            if question in self._concept_cache:
+                return self._concept_cache[question]
+            if is_cross_lingual(question):
+                raw = translate_question(
+                    question,
+                    self.lexicon,
+                    self.name_matcher(),
+                    in_corpus=self._in_corpus,
+                    max_translations=self.settings.max_translations,
+                )
+            else:
+                raw = [Concept(w, "number" if w[0].isdigit() else "word", [w]) for w in query_words(question)]
+            concepts = [self._query_concept(c) for c in raw]
+            self._concept_cache[question] = concepts
+            while len(self._concept_cache) > 256:
+                self._concept_cache.popitem(last=False)
+            return concepts
+
+    def _query_concept(self, concept: Concept) -> QueryConcept:
+        alternatives, bm25, weights = [], [], []
+        for alt in concept.alternatives:
+            words = [frozenset(analyze(w)) for w in query_words(alt)]
+            if not words or not all(words):
+                continue
+            alternatives.append(words)
+            bm25.append(analyze(alt))  # stems only: 3-grams of dictionary forms matched noise (bench.calibrate)
+            idf = [
+                max((self.bm25.idf[self.bm25.vocab[t]] for t in w if t in self.bm25.vocab), default=0.0) for w in words
+            ]
+            if min(idf) > 0:
+                weights.append(float(np.mean(idf)))
+        top_idf = float(np.log1p((self.bm25.n_docs + 0.5) / 0.5))  # a term in no document
+        return QueryConcept(concept.source, concept.kind, alternatives, bm25, max(weights) if weights else top_idf)
+
+    def article_terms(self, doc_id: str) -> frozenset[str]:
+        """The stem terms of an article (title and text), for checking which question concepts it holds."""
+        with self._lock:
+            if doc_id not in self._article_terms:
+                self._article_terms[doc_id] = frozenset(
+                    analyze(f"{self.titles.get(doc_id, '')}\n{self.article_text(doc_id)}")
+                )
+                while len(self._article_terms) > 64:
+                    self._article_terms.popitem(last=False)
+            return self._article_terms[doc_id]
+
+    def lexical_scores(self, question: str) -> tuple[np.ndarray, float]:
+        """Every article's BM25 score divided by the best one's (0..1), and the weight it gets in the fused score.
+
+        An Arabic question is searched by its own words; a Latin-script one by its translated concepts, each
+        scoring by its best alternative. A Latin-script question without any concept gets no lexical part.
+        """
+        if is_cross_lingual(question):
+            weight = self.settings.lexical_weight_cross
+            raw = self.bm25.concept_scores(c.bm25 for c in self.concepts(question)) if weight > 0 else None
+        else:
+            weight = self.settings.lexical_weight * (1.0 - latin_share(question))
+            raw = self.bm25.scores(bm25_terms(question)) if weight > 0 else None
+        if raw is None or not len(raw) or raw.max() <= 0:
+            return np.zeros(len(self.doc_ids), dtype=np.float32), 0.0
+        return raw / raw.max(), weight
 
     def term_weights(self, terms: list[str]) -> dict[str, float]:
         """IDF of each distinct term (0 for terms the corpus lacks)."""
@@ -188,9 +276,9 @@ class SearchIndex:
         """Top-k chunks for the question.
 
         A chunk's score is its cosine with the question plus `lexical_weight` times its article's BM25 score
-        (divided by the best article's, so it lies in 0..1). BM25 counts in proportion to the question's
-        share of Arabic letters: an English question shares almost no words with Arabic articles. Score
-        fusion beat reciprocal-rank fusion on ARCD-train and XQuAD (`python -m bench.tune`).
+        (divided by the best article's, so it lies in 0..1). An English question is searched in BM25 by its
+        translation (`lexical_scores`). Score fusion beat reciprocal-rank fusion on ARCD-train and XQuAD
+        (`python -m bench.tune`).
         """
         self.refresh()
         k = k or self.settings.top_k
@@ -202,18 +290,14 @@ class SearchIndex:
             depth = min(n, max(self.settings.candidates, k))
             dense_scores, dense_ids = self.vectors.search(qvec[None, :], depth)
             dense = {int(c): float(s) for c, s in zip(dense_ids[0], dense_scores[0], strict=True) if c >= 0}
-            weight = self.settings.lexical_weight * (1.0 - latin_share(question))
-            lexical = np.zeros(len(self.doc_ids), dtype=np.float32)
+            lexical, weight = self.lexical_scores(question)
             if weight > 0:
-                raw = self.bm25.scores(bm25_terms(question))
-                if raw.max() > 0:
-                    lexical = raw / raw.max()
-                    for d in np.argsort(-lexical)[: self.settings.candidates]:
-                        if lexical[d] <= 0:
-                            break
-                        for cid in self.doc_chunk_ids[d]:  # chunks of lexically strong articles get their cosine
-                            if cid not in dense:
-                                dense[cid] = float(self.vectors.reconstruct(cid) @ qvec)
+                for d in np.argsort(-lexical)[: self.settings.candidates]:
+                    if lexical[d] <= 0:
+                        break
+                    for cid in self.doc_chunk_ids[d]:  # chunks of lexically strong articles get their cosine
+                        if cid not in dense:
+                            dense[cid] = float(self.vectors.reconstruct(cid) @ qvec)
             fused = {c: s + weight * float(lexical[self.chunk_doc_row[self.row_of[c]]]) for c, s in dense.items()}
             top = sorted(dense.values(), reverse=True)[:20]
             margin = top[0] - float(np.mean(top))

@@ -25,9 +25,13 @@ class Settings:
     query_centering: float = (
         0.5  # RAG_QUERY_CENTERING: share of the English-question mean taken out of a Latin-script question
     )
-    min_score: float = 0.82  # RAG_MIN_SCORE: best chunk cosine needed to answer an Arabic question
-    min_score_cross: float = 0.695  # RAG_MIN_SCORE_CROSS: for a Latin-script question, cosine + margin term
-    margin_weight_cross: float = 3.0  # RAG_MARGIN_WEIGHT_CROSS: weight of the best cosine's lead over the 20 best
+    lexical_weight_cross: float = 0.05  # RAG_LEXICAL_WEIGHT_CROSS: the same for a Latin-script question's translation
+    lexicon: Path = Path("/usr/share/dictd")  # RAG_LEXICON: folder with FreeDict's freedict-eng-ara.index/.dict.dz
+    lexicon_cache: Path = field(default_factory=lambda: PROJECT_ROOT / "models" / "lexicon")  # RAG_LEXICON_CACHE
+    max_translations: int = 6  # RAG_MAX_TRANSLATIONS: Arabic alternatives kept per English word
+    refusal_model: Path = field(
+        default_factory=lambda: PROJECT_ROOT / "rag" / "data" / "refusal.json"
+    )  # RAG_REFUSAL_MODEL
     max_sentences: int = 3  # RAG_MAX_SENTENCES: sentences quoted in an answer
     max_question_chars: int = 2000  # RAG_MAX_QUESTION_CHARS: longer questions are truncated
     max_upload_bytes: int = 2_000_000  # RAG_MAX_UPLOAD_BYTES: per uploaded file in the web chat
@@ -54,7 +58,7 @@ class Settings:
             except ValueError as exc:
                 raise ValueError(f"RAG_{f.name.upper()}={raw!r} is not a valid {kind}") from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("seeds_dir", "index_dir"):
+        for key in ("seeds_dir", "index_dir", "lexicon", "lexicon_cache", "refusal_model"):
             if key in values:
                 values[key] = Path(values[key])  # type: ignore[arg-type]
         return replace(cls(), **values)

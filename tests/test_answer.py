@@ -70,8 +70,8 @@ def test_cli_ask_json(seed_index):
     out = _rag("ask", "why did Albania cut ties?", "--json", "--index", str(seed_index))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert set(data) == {"question", "text", "found", "citations"}
-    assert data["found"] is True
+    assert set(data) == {"question", "text", "found", "citations", "confidence"}
+    assert data["found"] is True and 0 < data["confidence"] <= 1
     assert set(data["citations"][0]) == {"n", "doc_id", "title", "source", "quote", "start", "end", "passage", "score"}
 
 

@@ -68,7 +68,7 @@ def test_app_binds_to_loopback_by_default():
 @pytest.mark.parametrize("question", ["why did Albania cut ties?", "لماذا قطعت ألبانيا علاقاتها مع إيران؟"])
 def test_ask_endpoint_returns_cited_answer(client, question):
     data = client.predict(question, api_name="/ask")
-    assert set(data) == {"question", "text", "found", "citations"}
+    assert set(data) == {"question", "text", "found", "citations", "confidence"}
     assert data["found"] is True
     assert any(ALBANIA_REASON in c["quote"] for c in data["citations"])
 
@@ -186,6 +186,65 @@ def test_browser_example_and_upload_flow(running, tmp_path):
         assert (service.seeds_dir / "festival.txt").exists()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "corpus.png"), full_page=True)
+    finally:
+        browser.close()
+        pw.stop()
+
+
+# Article text that is also markup: each line must show as the characters it is, never as an element or a request.
+HOSTILE = (
+    "مهرجان الفراولة في دوريس\n"
+    "افتتحت بلدية دوريس مهرجان الفراولة السنوي "
+    '<div id="pwn-div" style="position:fixed;top:0;left:0;width:100vw;height:100vh;background:red">غطاء</div> '
+    '<form id="pwn-form"><input id="pwn-pass" type="password"><button>Log in</button></form> بحضور آلاف الزوار\n'
+    "وقدم مزارعو الفراولة في دوريس عروضا شعبية "
+    '<img id="pwn-img" src="http://tracker.invalid/beacon.gif"> ![beacon](http://tracker.invalid/md.png) '
+    "[click](http://tracker.invalid/link) <script>window.pwned = 1</script> طوال أيام المهرجان\n"
+)
+
+
+@pytest.mark.browser
+def test_browser_shows_article_markup_as_text(running):
+    service, url = running
+    message = service.add_files([("hostile.txt", HOSTILE.encode())], replace=False)
+    assert "added: hostile.txt" in message, message
+    pw, browser = _browser()
+    outside: list[str] = []
+    try:
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        origin = url.rstrip("/")
+
+        def guard(route):  # record, and never send, any request that is not for the app itself
+            if not route.request.url.startswith(origin):
+                outside.append(route.request.url)
+                route.abort()
+            else:
+                route.continue_()
+
+        page.route("**/*", guard)
+        page.goto(url)
+        for turn, question in enumerate(("ماذا افتتحت بلدية دوريس؟", "ماذا قدم مزارعو الفراولة في دوريس؟"), 1):
+            expected = service.ask(question)
+            assert expected.found and any("<" in c.quote for c in expected.citations), expected.text
+            page.fill("#question textarea", question)
+            page.click("#ask")
+            page.wait_for_function(
+                "n => document.querySelectorAll('#chat [data-testid=bot]').length >= n "
+                "&& document.querySelector('#sources .passage') "
+                "&& !document.querySelector('#sources').innerText.includes('Searching')",
+                arg=turn,
+                timeout=120_000,
+            )
+            page.wait_for_timeout(1500)  # let the streamed answer finish
+            shown = page.locator("#chat [data-testid=bot] .message-content").last.inner_text()
+            for c in expected.citations:
+                assert c.quote in shown, (c.quote, shown)  # character for character, tags and all
+        for selector in ("#pwn-div", "#pwn-form", "#pwn-pass", "#pwn-img", "#chat a", "#chat img[src*=tracker]"):
+            assert page.locator(selector).count() == 0, selector
+        assert page.evaluate("() => window.pwned") is None
+        assert outside == []
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "chat-markup.png"), full_page=True)
     finally:
         browser.close()
         pw.stop()

@@ -14,6 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr
 
 from rag.answering import Answer, make_chain, prepare_question
+from rag.crosslingual import lexicon_status
 from rag.model import convert
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
@@ -46,12 +47,14 @@ CSS = """
 body, .gradio-container { font-family: "Noto Sans", "DejaVu Sans", var(--arabic-fonts); }
 #chat .message-content, #chat .message-content p, #chat .message-content li, .passage, .src-title {
   unicode-bidi: plaintext; text-align: start; }
+#chat .message-content { white-space: pre-wrap; }
 .passage { font-family: var(--arabic-fonts); line-height: 1.9; font-size: 1.05em; }
 .passage mark { background: #fff1a8; color: inherit; padding: 0 2px; border-radius: 3px; }
 .source { border: 1px solid var(--border-color-primary); border-radius: 8px; padding: 6px 10px; margin-bottom: 8px; }
 .source summary { cursor: pointer; font-weight: 600; }
 .src-file { color: var(--body-text-color-subdued); font-size: 0.85em; margin: 2px 0 6px; }
 .no-sources { color: var(--body-text-color-subdued); }
+.status-warning { color: #8a5a00; font-size: 0.9em; }
 """
 
 
@@ -119,10 +122,17 @@ def sources_html(answer: Answer) -> str:
     return "\n".join(blocks)
 
 
+def as_text(text: str) -> str:
+    """A chat message shown as plain text: the Chatbot renders no Markdown here, and every character of
+    article-derived text is HTML-escaped, so a quote can never become markup, a link or a fetched image."""
+    return html.escape(text, quote=True)
+
+
 def _stream(text: str, step: int = 6) -> Iterator[str]:
+    """Growing prefixes of `text` (cut at spaces, then escaped), so the answer appears word by word."""
     words = text.split(" ")
     for i in range(step, len(words) + step, step):
-        yield " ".join(words[:i])
+        yield as_text(" ".join(words[:i]))
 
 
 def create_app(service: ChatService) -> gr.Blocks:
@@ -133,12 +143,12 @@ def create_app(service: ChatService) -> gr.Blocks:
             gr.Warning("Type a question first, in English or Arabic.")
             yield history, gr.update(), question
             return
-        history += [{"role": "user", "content": question}, {"role": "assistant", "content": "…"}]
+        history += [{"role": "user", "content": as_text(question)}, {"role": "assistant", "content": "…"}]
         yield history, '<div class="no-sources">Searching the articles…</div>', ""
         try:
             answer = service.ask(question)
         except Exception as exc:  # a user-facing one-liner, never a traceback in the chat
-            history[-1]["content"] = f"Error: {exc}"
+            history[-1]["content"] = as_text(f"Error: {exc}")
             yield history, "", ""
             return
         for partial in _stream(answer.text):
@@ -161,10 +171,19 @@ def create_app(service: ChatService) -> gr.Blocks:
 
     with gr.Blocks(title="Arabic news QA", analytics_enabled=False) as app:
         gr.Markdown("## Ask the Arabic news articles\nQuestions in English or Arabic; answers quote their sources.")
+        if (warning := lexicon_status(service.settings.lexicon)) is not None:
+            gr.HTML(f'<div class="status-warning" id="lexicon-warning">Note: {html.escape(warning)}</div>')
         with gr.Tab("Chat"):
             with gr.Row():
                 with gr.Column(scale=3):
-                    chat = gr.Chatbot(elem_id="chat", height=480, label="Conversation", buttons=["copy"])
+                    chat = gr.Chatbot(
+                        elem_id="chat",
+                        height=480,
+                        label="Conversation",
+                        buttons=["copy"],
+                        render_markdown=False,  # answers quote articles: plain text, escaped by as_text()
+                        latex_delimiters=[],
+                    )
                     with gr.Row():
                         box = gr.Textbox(
                             elem_id="question",

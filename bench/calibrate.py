@@ -1,0 +1,283 @@
+"""Tuning for cross-lingual retrieval and refusal, on tuning halves only; writes rag/data/refusal.json.
+
+Usage: python -m bench.calibrate [--shared ../shared] [--grid] [--no-write]
+
+Tuning data (the test halves are only reported by `make bench`):
+- XQuAD: articles in title order, quarters 0 and 1 (index mod 4); questions about quarters 2 and 3 are the test half.
+- news dev: questions about the tuning half of its articles (`bench.data.news_dev`), unanswerable ones alternating.
+With --grid it first grid-searches the cross-lingual BM25 weight, translations per word and evidence overlap weight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from bench.data import data_dir, news_corpus, news_dev, write_bulk, xquad
+from rag.answering import EvidenceWeights, score_sentences
+from rag.embed import Embedder
+from rag.refusal import FEATURES, RefusalModel, refusal_features
+from rag.retrieve import HybridRetriever, SearchIndex
+from rag.settings import PROJECT_ROOT, Settings
+from rag.store import build_index
+
+WORK = PROJECT_ROOT / "bench" / "work"
+ANSWERED_FLOOR = {  # share of answerable tuning questions the threshold must answer, per group
+    "xquad-en-0": 0.95,
+    "xquad-en-1": 0.95,
+    "xquad-ar-0": 0.97,
+    "xquad-ar-1": 0.97,
+    "news-en": 0.90,
+    "news-ar": 0.90,
+}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+class CachedEmbedder:
+    """The real embedder with query vectors cached, so a grid re-embeds nothing."""
+
+    def __init__(self, embedder: Embedder) -> None:
+        self._e = embedder
+        self.embed_query = lru_cache(maxsize=None)(embedder.embed_query)
+
+    def __getattr__(self, name):
+        return getattr(self._e, name)
+
+
+def xquad_quarter(titles: dict[str, str]) -> dict[str, int]:
+    """Each context's quarter: its article's position in title order, mod 4 (0, 1 tune; 2, 3 test)."""
+    order = {t: i for i, t in enumerate(sorted(set(titles.values())))}
+    return {c: order[t] % 4 for c, t in titles.items()}
+
+
+def xquad_split_index(root: Path, settings: Settings, embedder, swapped: bool = False) -> tuple[Path, set[str]]:
+    """An index of half the XQuAD articles (even positions; odd when swapped): built once, reused."""
+    contexts, _, _, titles = xquad(root)
+    articles = sorted(set(titles.values()))
+    kept = set(articles[1::2] if swapped else articles[::2])
+    half = {c: t for c, t in contexts.items() if titles[c] in kept}
+    name = "xquad-other-half" if swapped else "xquad-half"
+    seeds = WORK / f"{name}-seeds"
+    write_bulk(seeds, f"{name.replace('-', '_')}.jsonl", half)
+    build_index(seeds, WORK / f"{name}-index", settings=settings, embedder=embedder, progress=True)
+    return WORK / f"{name}-index", set(half)
+
+
+def news_index(root: Path, settings: Settings, embedder) -> Path:
+    """The news benchmark corpus: the dev set's articles plus 950 other SaudiNewsNet articles (fixed seed)."""
+    items = news_dev(root)
+    seeds = WORK / "news-seeds"
+    seeds.mkdir(parents=True, exist_ok=True)
+    path = seeds / "news.jsonl"
+    if not path.is_file():
+        with open(path, "w", encoding="utf-8") as fh:
+            for r in news_corpus(root, items):
+                row = {k: r[k] for k in ("id", "title", "text", "url", "date")}
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    build_index(seeds, WORK / "news-index", settings=settings, embedder=embedder, progress=True)
+    return WORK / "news-index"
+
+
+def evidence_found(quotes: list[str], evidence: list[str]) -> bool:
+    return any(e in q for q in quotes for e in evidence)
+
+
+def tuning_sets(root: Path):
+    """XQuAD (question, lang) pairs and news dev items of the tuning halves, and each XQuAD context's quarter."""
+    _, en, ar, titles = xquad(root)
+    quarter = xquad_quarter(titles)
+    xq = [(q, lang) for lang, qs in (("en", en), ("ar", ar)) for q in qs if quarter[q.context_id] in (0, 1)]
+    news = [i for i in news_dev(root) if i.half == "tune"]
+    return xq, news, quarter
+
+
+def grid(root: Path, settings: Settings, embedder) -> None:
+    xq, news, _ = tuning_sets(root)
+    xq_en = [q for q, lang in xq if lang == "en"]
+    news_en = [i for i in news if i.kind == "single" and i.lang == "en"]
+    for weight in (0.0, 0.05, 0.1, 0.15, 0.2, 0.3):
+        for n_tr in (2, 4, 6, 10):
+            s = dataclasses.replace(settings, lexical_weight_cross=weight, max_translations=n_tr)
+            xi = SearchIndex(WORK / "xquad-index", s, embedder=embedder)
+            r1 = np.mean([xi.search(q.text, 1)[0].doc_id.split("#")[-1] == q.context_id for q in xq_en])
+            ni = SearchIndex(WORK / "news-index", s, embedder=embedder)
+            top3 = np.mean(
+                [evidence_found([h.text for h in ni.search(i.questions[0], 3)], i.evidence[0]) for i in news_en]
+            )
+            doc1 = np.mean([ni.search(i.questions[0], 1)[0].doc_id.endswith(i.doc_id) for i in news_en])
+            log(
+                f"w={weight} tr={n_tr}: XQuAD-tune en R@1 {r1:.3f}  news-tune en evidence@3 {top3:.3f} doc@1 {doc1:.3f}"
+            )
+            if weight == 0.0:
+                break
+
+
+def grid_evidence(root: Path, settings: Settings, embedder) -> None:
+    """Evidence in the quoted sentences of English questions, over the overlap weight, cue bonus and quote margin."""
+    import itertools
+
+    from rag.answering import ExtractiveAnswerer
+
+    xq, news, _ = tuning_sets(root)
+    xi = SearchIndex(WORK / "xquad-index", settings, embedder=embedder)
+    ni = SearchIndex(WORK / "news-index", settings, embedder=embedder)
+    sets = [
+        (xi, [(q.text, [q.answer]) for q, lang in xq if lang == "en"]),
+        (ni, [(i.questions[0], i.evidence[0]) for i in news if i.kind in ("single", "followup") and i.lang == "en"]),
+    ]
+    retrieved = [[(q, ev, HybridRetriever(index=idx).invoke(q)) for q, ev in qs] for idx, qs in sets]
+    for ov, cue, margin in itertools.product((0.1, 0.15, 0.2, 0.3), (0.02, 0.05), (0.06, 0.1, 0.2)):
+        w = EvidenceWeights(overlap_cross=ov, answer_type=cue)
+        res = []
+        for (idx, _), data in zip(sets, retrieved, strict=True):
+            answerer = ExtractiveAnswerer(idx.article_text, 3, margin=margin, margin_cross=margin)
+            hits = []
+            for q, ev, docs in data:
+                a = answerer(q, docs, score_sentences(idx, q, docs, w))
+                hits.append(any(e in c.quote for c in a.citations for e in ev))
+            res.append(np.mean(hits))
+        log(
+            f"overlap_cross={ov} answer_type={cue} margin={margin}: "
+            f"XQuAD-tune en {res[0]:.3f} news-tune en {res[1]:.3f}"
+        )
+
+
+def feature_rows(index: SearchIndex, questions: list[str]) -> np.ndarray:
+    retriever = HybridRetriever(index=index)
+    rows = []
+    for q in questions:
+        docs = retriever.invoke(q)
+        evidence = score_sentences(index, q, docs)
+        f = refusal_features(index, q, docs, evidence)
+        rows.append([f[name] for name in FEATURES])
+    return np.array(rows, dtype=np.float64)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1.0):
+    from scipy.optimize import minimize
+
+    mean, scale = x.mean(axis=0), x.std(axis=0)
+    scale[scale == 0] = 1.0
+    z = (x - mean) / scale
+
+    def loss(theta):
+        logits = z @ theta[1:] + theta[0]
+        p = 1 / (1 + np.exp(-logits))
+        nll = -np.sum(w * (y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))) / w.sum()
+        grad_logit = w * (p - y) / w.sum()
+        grad = np.concatenate([[grad_logit.sum()], z.T @ grad_logit])
+        return nll + l2 * np.sum(theta[1:] ** 2) / 2 / len(y), grad + np.concatenate([[0], l2 * theta[1:] / len(y)])
+
+    theta = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B").x
+    return mean, scale, theta
+
+
+def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Features and labels (1 = the corpus answers it) of every tuning question, by group."""
+    _, en, ar, titles = xquad(root)
+    quarter = xquad_quarter(titles)
+    groups = {}  # name -> (features, labels)
+    for swapped in (False, True):
+        index_dir, indexed = xquad_split_index(root, settings, embedder, swapped)
+        index = SearchIndex(index_dir, settings, embedder=embedder)
+        for lang, qs in (("en", en), ("ar", ar)):
+            tune = [q for q in qs if quarter[q.context_id] in (0, 1)]
+            log(f"features: XQuAD {lang} {'swapped' if swapped else 'first'} split ({len(tune)} questions)")
+            x = feature_rows(index, [q.text for q in tune])
+            y = np.array([q.context_id in indexed for q in tune], dtype=np.float64)
+            groups[f"xquad-{lang}-{int(swapped)}"] = (x, y)
+    index = SearchIndex(WORK / "news-index", settings, embedder=embedder)
+    news = [i for i in news_dev(root) if i.half == "tune"]
+    for lang in ("en", "ar"):
+        items = [i for i in news if i.lang == lang and i.kind in ("single", "unanswerable")]
+        items += [i for i in news if i.lang == lang and i.kind == "followup"]  # their first question stands alone
+        log(f"features: news {lang} ({len(items)} questions)")
+        x = feature_rows(index, [i.questions[0] for i in items])
+        y = np.array([i.kind != "unanswerable" for i in items], dtype=np.float64)
+        groups[f"news-{lang}"] = (x, y)
+    cache = {"features": list(FEATURES), "groups": {k: [x.tolist(), y.tolist()] for k, (x, y) in groups.items()}}
+    (WORK / "refusal-features.json").write_text(json.dumps(cache))
+    return groups
+
+
+def calibrate(groups: dict[str, tuple[np.ndarray, np.ndarray]], settings: Settings, write: bool) -> RefusalModel:
+    """Fit the refusal model on the tuning groups and choose its threshold; write it unless told not to."""
+    # Every group weighs the same in the fit, and within a group both classes weigh the same.
+    xs, ys, ws = [], [], []
+    for x, y in groups.values():
+        for label in (0.0, 1.0):
+            n = max(1, int((y == label).sum()))
+            ws.append(np.where(y == label, 1.0 / n, 0.0))
+        xs.append(x)
+        ys.append(y)
+    x, y = np.vstack(xs), np.concatenate(ys)
+    w = np.concatenate([a + b for a, b in zip(ws[::2], ws[1::2], strict=True)])
+    mean, scale, theta = fit_logistic(x, y, w)
+    model = RefusalModel(FEATURES, mean.tolist(), scale.tolist(), theta[1:].tolist(), float(theta[0]), 0.5)
+
+    def rates(t: float) -> dict[str, tuple[float, float]]:
+        out = {}
+        for name, (gx, gy) in groups.items():
+            p = np.array([model.probability(dict(zip(FEATURES, row, strict=True))) for row in gx])
+            out[name] = (float((p[gy == 0] < t).mean()) if (gy == 0).any() else 1.0, float((p[gy == 1] >= t).mean()))
+        return out
+
+    # The threshold: refuse as much as possible while each group answers its floor of answerable tuning questions
+    # (XQuAD: as many as the per-script thresholds before this model answered; news: the issue's 90%).
+    best, best_refused = 0.0, -1.0
+    for t in np.arange(0.02, 0.98, 0.01):
+        r = rates(float(t))
+        if all(r[name][1] >= floor for name, floor in ANSWERED_FLOOR.items() if name in r):
+            refused = float(np.mean([refused for refused, _ in r.values()]))
+            if refused > best_refused:
+                best, best_refused = float(t), refused
+    model.threshold = round(best, 2)
+    for t in (0.1, 0.2, 0.3, 0.4, 0.5, model.threshold):
+        log(f"threshold {t:.2f}: " + ", ".join(f"{k} {a:.2f}/{b:.2f}" for k, (a, b) in rates(t).items()))
+    log("weights: " + ", ".join(f"{n} {c:+.2f}" for n, c in zip(FEATURES, model.coef, strict=True)))
+    floors = ", ".join(f"{k} {v:.2f}" for k, v in ANSWERED_FLOOR.items())
+    model.note = (
+        "fitted by `python -m bench.calibrate` on the tuning halves of XQuAD (both half-indexed splits) and the news "
+        f"dev set; threshold {model.threshold}: most refused while answering at least: {floors}"
+    )
+    if write:
+        settings.refusal_model.write_text(model.to_json() + "\n", encoding="utf-8")
+        log(f"wrote {settings.refusal_model}")
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared", default=None)
+    parser.add_argument("--grid", action="store_true", help="grid-search retrieval and evidence weights first")
+    parser.add_argument("--cached", action="store_true", help="reuse the features of the last run (same features)")
+    parser.add_argument("--no-write", action="store_true", help="report the fit, leave rag/data/refusal.json alone")
+    args = parser.parse_args(argv)
+    root = data_dir(args.shared)
+    settings = Settings.from_env()
+    embedder = CachedEmbedder(Embedder(str(settings.model)))
+    news_index(root, settings, embedder)
+    if args.grid:
+        grid(root, settings, embedder)
+        grid_evidence(root, settings, embedder)
+    cached = WORK / "refusal-features.json"
+    if args.cached and cached.is_file() and json.loads(cached.read_text())["features"] == list(FEATURES):
+        data = json.loads(cached.read_text())["groups"]
+        groups = {k: (np.array(x), np.array(y)) for k, (x, y) in data.items()}
+    else:
+        groups = collect_groups(root, settings, embedder)
+    calibrate(groups, settings, write=not args.no_write)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

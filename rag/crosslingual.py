@@ -1,0 +1,417 @@
+"""English (and other Latin-script) questions as weighted Arabic queries: a bilingual lexicon, names and numbers.
+
+The lexicon is FreeDict's English-Arabic dictionary (Debian's `dict-freedict-eng-ara`), with the Arabic-English one
+(`dict-freedict-ara-eng`) inverted to add more translations, plus a short list of multi-word news phrases written for
+this project (`rag/data/phrases_en_ar.tsv`). The dictd files are parsed here and nowhere else; the parsed lexicon is
+cached as JSON. The GPL dictionaries are read from where Debian installs them and never copied into the repository.
+
+A question becomes a list of concepts (Pirkola's structured query): each English word or phrase is one concept whose
+Arabic translations are alternatives, so a word with ten senses counts once, like a word with one. Names that the
+dictionary lacks are matched against the index's own Arabic words by a consonant skeleton; numbers pass through.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LEXICON_VERSION = 1  # bump when the parsed form changes: the JSON cache is keyed on it
+ENG_ARA = "freedict-eng-ara"
+ARA_ENG = "freedict-ara-eng"
+PHRASES = Path(__file__).with_name("data") / "phrases_en_ar.tsv"
+INSTALL_HINT = (
+    "install Debian's dict-freedict-eng-ara (`apt-get install dict-freedict-eng-ara`, or `make install` as root)"
+)
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+(?:[.,]\d+)*")
+_ELISION = re.compile(r"^(?:[ldjmnst]|qu)['’]|['’]s$", re.IGNORECASE)  # l'Albanie, d'Iran, Britain's
+_ARABIC_WORD = re.compile(r"[\u0621-\u064a]+")
+_HAS_ARABIC = re.compile(r"[\u0600-\u06ff]")
+_NUMBERED = re.compile(r"^\s*\d+\.\s*")
+_MAX_PHRASE = 3  # longest English phrase looked up, in words
+
+# English words that carry no topic: question words, auxiliaries, pronouns, determiners, prepositions.
+ENGLISH_STOPWORDS = frozenset(
+    """a an the of to in on at for by with from and or but nor is are was were be been being am it its it's this that
+    these those as what which who whom whose why how when where did do does done doing has have had having will would
+    shall should can could may might must i me my we our you your he him his she her they them their there here
+    than then so not no yes if about into over under after before during between against through up down out off
+    again further once any all both each few more most other some such only own same very just also too s t
+    according say said says tell told give gave given get got make made one two three first
+    de la le les des du un une et en est que qui quoi pourquoi comment quand où ou pour par sur dans avec au aux
+    ce cette ces il elle ils elles ont été sa son ses leur leurs était sont avait ne pas plus""".split()
+)
+
+
+@dataclass
+class Concept:
+    """One English word or phrase of the question and the Arabic strings that can stand for it."""
+
+    source: str
+    kind: str  # "phrase" | "word" | "name" | "number"
+    alternatives: list[str] = field(default_factory=list)
+
+
+@dataclass
+class QueryConcept:
+    """A concept ready to match: per alternative, the stem terms of each of its words (see `rag.lexical.analyze`)."""
+
+    source: str
+    kind: str
+    alternatives: list[list[frozenset[str]]]
+    bm25: list[list[str]]  # per alternative, its BM25 terms (its words' stems)
+    weight: float  # IDF of the concept in the corpus; the largest possible IDF when no alternative occurs in it
+
+    @property
+    def key(self) -> bool:
+        """Names and numbers: what a question is about, and telling when the corpus lacks them."""
+        return self.kind in ("name", "number")
+
+    def found_in(self, terms: set[str] | frozenset[str]) -> bool:
+        """Whether any alternative has every one of its words (some stem of each) among `terms`."""
+        return any(alt and all(word & terms for word in alt) for alt in self.alternatives)
+
+
+def coverage(concepts: list[QueryConcept], terms: set[str] | frozenset[str], keys_only: bool = False) -> float:
+    """IDF-weighted share of the concepts found among `terms` (1.0 when there is nothing to look for)."""
+    chosen = [c for c in concepts if c.key or not keys_only]
+    total = sum(c.weight for c in chosen)
+    return sum(c.weight for c in chosen if c.found_in(terms)) / total if total > 0 else 1.0
+
+
+class LexiconMissing(RuntimeError):
+    """The dictionary files are not installed; the message says how to get them."""
+
+
+def _b64(text: str) -> int:
+    """dictd's base64 numbers: digits of the base64 alphabet, most significant first."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    value = 0
+    for ch in text:
+        value = value * 64 + alphabet.index(ch)
+    return value
+
+
+def read_dictd(base: Path) -> Iterable[tuple[str, list[str]]]:
+    """(headword, translations) for every entry of a dictd dictionary (`base.index` + `base.dict.dz`)."""
+    with gzip.open(base.with_name(base.name + ".dict.dz"), "rb") as fh:  # dictzip is gzip: read it whole
+        data = fh.read()
+    with open(base.with_name(base.name + ".index"), encoding="utf-8") as fh:
+        for line in fh:
+            parts = line.rstrip("\n").split("\t")
+            if len(parts) != 3 or parts[0].startswith("00database"):
+                continue
+            start, length = _b64(parts[1]), _b64(parts[2])
+            lines = data[start : start + length].decode("utf-8", "replace").splitlines()
+            translations = [_NUMBERED.sub("", t).strip() for t in lines[1:]]
+            yield parts[0], [t for t in translations if t]
+
+
+def _lemmatize(word: str) -> str:
+    import simplemma
+
+    return simplemma.lemmatize(word.lower(), lang="en").lower()
+
+
+def english_key(text: str) -> str:
+    """How English headwords and question words are matched: lower case, each word lemmatised."""
+    return " ".join(_lemmatize(w) for w in _WORD.findall(text.replace("-", " ")))
+
+
+class Lexicon:
+    """English key (lemmatised, lower case) -> Arabic translations, best first."""
+
+    def __init__(self, entries: dict[str, list[str]], source: str = "") -> None:
+        self.entries = entries
+        self.source = source
+        self.max_phrase = max((k.count(" ") + 1 for k in entries), default=1)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def get(self, key: str) -> list[str]:
+        return self.entries.get(key, [])
+
+    @classmethod
+    def from_dictd(cls, folder: Path) -> Lexicon:
+        """Parse FreeDict eng-ara (and ara-eng, inverted, when present) plus the project's phrase list."""
+        eng_ara = folder / ENG_ARA
+        if not eng_ara.with_name(ENG_ARA + ".index").is_file():
+            raise LexiconMissing(f"no English-Arabic dictionary at {folder}: {INSTALL_HINT}")
+        entries: dict[str, list[str]] = defaultdict(list)
+
+        def add(english: str, arabic: str) -> None:
+            key = english_key(re.sub(r"^to\s+", "", english.strip(), flags=re.IGNORECASE))
+            arabic = arabic.strip()
+            if key and arabic and _HAS_ARABIC.search(arabic) and arabic not in entries[key]:
+                entries[key].append(arabic)
+
+        for line in PHRASES.read_text(encoding="utf-8").splitlines():  # the project's phrases come first
+            if line.strip() and not line.startswith("#"):
+                english, _, arabic = line.partition("\t")
+                for a in arabic.split("|"):
+                    add(english, a)
+        for head, translations in read_dictd(eng_ara):
+            for a in translations:
+                add(head.split(" /")[0], a)
+        ara_eng = folder / ARA_ENG
+        if ara_eng.with_name(ARA_ENG + ".index").is_file():
+            for head, glosses in read_dictd(ara_eng):
+                for g in glosses:
+                    add(g, head.split(" /")[0])
+        return cls(dict(entries), str(folder))
+
+    @classmethod
+    def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> Lexicon:
+        """The lexicon of the dictd files in `folder`, from a JSON cache when it is up to date."""
+        folder = Path(folder)
+        index_file = folder / f"{ENG_ARA}.index"
+        if not index_file.is_file():
+            raise LexiconMissing(f"no English-Arabic dictionary at {folder}: {INSTALL_HINT}")
+        stamp = [LEXICON_VERSION, PHRASES.read_text(encoding="utf-8")]
+        for name in (ENG_ARA, ARA_ENG):
+            for suffix in (".index", ".dict.dz"):
+                f = folder / (name + suffix)
+                stamp.append(f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}" if f.exists() else f.name)
+        digest = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
+        cache = Path(cache_dir) / f"lexicon-{digest}.json" if cache_dir else None
+        if cache is not None and cache.is_file():
+            try:
+                return cls(json.loads(cache.read_text(encoding="utf-8")), str(folder))
+            except (OSError, ValueError):
+                log.warning("lexicon cache %s is unreadable: parsing the dictionary again", cache)
+        lexicon = cls.from_dictd(folder)
+        if cache is not None:
+            try:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cache.with_suffix(".tmp")
+                tmp.write_text(json.dumps(lexicon.entries, ensure_ascii=False), encoding="utf-8")
+                tmp.replace(cache)
+            except OSError:  # a read-only checkout still works, it only parses again next time
+                pass
+        return lexicon
+
+
+_lexicons: dict[tuple[str, str], Lexicon | None] = {}
+_lexicon_lock = threading.Lock()
+_warned: set[str] = set()
+
+
+def get_lexicon(folder: str | Path, cache_dir: str | Path | None = None, warn=None) -> Lexicon | None:
+    """The lexicon, loaded once per process; None (with one warning per process) when it is not installed."""
+    key = (str(folder), str(cache_dir))
+    with _lexicon_lock:
+        if key not in _lexicons:
+            try:
+                _lexicons[key] = Lexicon.load(folder, cache_dir)
+            except LexiconMissing as exc:
+                _lexicons[key] = None
+                message = f"{exc}; English questions use dense retrieval only"
+                if message not in _warned:
+                    _warned.add(message)
+                    (warn or log.warning)(message)
+        return _lexicons[key]
+
+
+def lexicon_status(folder: str | Path) -> str | None:
+    """None when the dictionary is installed, else the one-line warning to show."""
+    if (Path(folder) / f"{ENG_ARA}.index").is_file():
+        return None
+    return f"no English-Arabic dictionary at {folder}: {INSTALL_HINT}; English questions use dense retrieval only"
+
+
+# -- names: a consonant skeleton shared by English spelling and Arabic script --------------------------------------
+_AR_SKELETON = str.maketrans(
+    {
+        "ب": "b",
+        "ت": "t",
+        "ث": "t",
+        "ج": "j",
+        "ح": "h",
+        "خ": "k",
+        "د": "d",
+        "ذ": "d",
+        "ر": "r",
+        "ز": "z",
+        "س": "s",
+        "ش": "s",
+        "ص": "s",
+        "ض": "d",
+        "ط": "t",
+        "ظ": "z",
+        "غ": "g",
+        "ف": "f",
+        "ق": "k",
+        "ك": "k",
+        "ل": "l",
+        "م": "m",
+        "ن": "n",
+        "ه": "h",
+        "ة": "",
+        "ا": "",
+        "أ": "",
+        "إ": "",
+        "آ": "",
+        "ى": "",
+        "و": "",
+        "ي": "",
+        "ء": "",
+        "ؤ": "",
+        "ئ": "",
+        "ع": "",
+    }
+)
+# Arabic letters as rough Latin with vowels, to rank skeleton matches by how the whole word sounds.
+_AR_SOUND = str.maketrans({"ا": "a", "أ": "a", "إ": "i", "آ": "a", "ى": "a", "و": "u", "ي": "i", "ة": "a", "ع": ""})
+_EN_RULES = [
+    (re.compile(r"ph"), "f"),
+    (re.compile(r"(?<=[a-z])h\b"), ""),  # a final h after a letter is silent in transliterated names
+    (re.compile(r"(?:th|dh)"), "t"),
+    (re.compile(r"(?:sh|sch|ch)"), "s"),
+    (re.compile(r"(?:kh|ck|q|x)"), "k"),
+    (re.compile(r"gh"), "g"),
+    (re.compile(r"c(?=[eiy])"), "s"),
+    (re.compile(r"c"), "k"),
+    (re.compile(r"v"), "f"),
+    (re.compile(r"p"), "b"),
+    (re.compile(r"[aeiouwy']"), ""),
+]
+_PROCLITICS = ("وال", "بال", "فال", "كال", "لل", "ال", "و", "ف", "ب", "ل", "ك")
+
+
+def _collapse(s: str) -> str:
+    return re.sub(r"(.)\1+", r"\1", s)
+
+
+def english_skeletons(word: str) -> set[str]:
+    """Consonant skeletons an English spelling of a name may have in Arabic script (g may be ج or غ, ch تش)."""
+    w = word.lower()
+    variants = {w, w.replace("ch", "tsh"), w.replace("g", "j")}
+    out = set()
+    for v in variants:
+        for pattern, repl in _EN_RULES:
+            v = pattern.sub(repl, v)
+        out.add(_collapse(v))
+    return {s for s in out if s}
+
+
+def arabic_skeleton(word: str) -> str:
+    return _collapse(word.translate(_AR_SKELETON))
+
+
+def _sound(word: str) -> str:
+    return word.translate(_AR_SOUND).translate(_AR_SKELETON)
+
+
+class NameMatcher:
+    """Arabic words of a corpus, reachable by the consonant skeleton of an English name (with a proclitic off)."""
+
+    def __init__(self, word_counts: Counter[str]) -> None:
+        self.counts = word_counts
+        self.by_skeleton: dict[str, set[str]] = defaultdict(set)
+        for word in word_counts:
+            stems = {word} | {word[len(p) :] for p in _PROCLITICS if word.startswith(p) and len(word) - len(p) >= 3}
+            for s in stems:
+                key = arabic_skeleton(s)
+                if len(key) >= 2:
+                    self.by_skeleton[key].add(s)
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> NameMatcher:
+        from rag.lexical import normalize_arabic
+
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(set(_ARABIC_WORD.findall(normalize_arabic(text))))
+        return cls(counts)
+
+    def match(self, name: str, limit: int = 3, min_score: float = 1.3) -> list[str]:
+        """Arabic spellings in the corpus of an English (or French, ...) name, best first."""
+        english = name.lower()
+        candidates: set[str] = set()
+        for key in english_skeletons(english):
+            if len(key) < 2:
+                continue
+            candidates |= self.by_skeleton.get(key, set())
+            if len(key) >= 4:  # one consonant more or less, for longer names only
+                for i in range(len(key)):
+                    candidates |= self.by_skeleton.get(key[:i] + key[i + 1 :], set())
+        scored = []
+        for c in candidates:
+            sim = SequenceMatcher(None, re.sub(r"[^a-z]", "", english), _sound(c)).ratio()
+            sim_skeleton = max(SequenceMatcher(None, k, arabic_skeleton(c)).ratio() for k in english_skeletons(english))
+            scored.append((sim + sim_skeleton, self.counts.get(c, 0), c))
+        scored.sort(reverse=True)
+        if not scored or scored[0][0] < min_score:
+            return []
+        close = [c for s, _, c in scored if s >= max(min_score, scored[0][0] - 0.2)]
+        bare = [c for c in close if not any(c == p + o for o in close for p in _PROCLITICS)]
+        return bare[:limit]
+
+
+def translate_question(
+    question: str,
+    lexicon: Lexicon | None,
+    names: NameMatcher | None = None,
+    in_corpus=None,
+    max_translations: int = 6,
+) -> list[Concept]:
+    """The concepts of a Latin-script question, each with its Arabic alternatives.
+
+    `in_corpus(word)` says whether a Latin word occurs in the articles themselves. Phrases are matched longest
+    first; a word's translations are the lexicon's first `max_translations`; a capitalised word (not the first)
+    or a word the lexicon lacks is also looked up as a name in the corpus; numbers, and words that the Arabic
+    articles themselves contain in Latin letters (USM, GCC), pass through unchanged.
+    """
+    tokens = [(_ELISION.sub("", m.group()), m.start()) for m in _WORD.finditer(question.replace("-", " "))]
+    tokens = [(t, s) for t, s in tokens if t]
+    keys = [_lemmatize(t) if not t[0].isdigit() else t for t, _ in tokens]
+    concepts: list[Concept] = []
+    i = 0
+    while i < len(tokens):
+        word, start = tokens[i]
+        if word[0].isdigit():
+            concepts.append(Concept(word, "number", [word.replace(",", "")]))
+            i += 1
+            continue
+        found = False
+        if lexicon is not None:
+            for n in range(min(_MAX_PHRASE, lexicon.max_phrase, len(tokens) - i), 1, -1):
+                key = " ".join(keys[i : i + n])
+                if lexicon.get(key) and not all(k in ENGLISH_STOPWORDS for k in keys[i : i + n]):
+                    source = " ".join(t for t, _ in tokens[i : i + n])
+                    concepts.append(Concept(source, "phrase", lexicon.get(key)[:max_translations]))
+                    i += n
+                    found = True
+                    break
+        if found:
+            continue
+        i += 1
+        low = word.lower()
+        if low in ENGLISH_STOPWORDS or keys[i - 1] in ENGLISH_STOPWORDS or len(low) < 2:
+            continue
+        translations = (lexicon.get(keys[i - 1]) or lexicon.get(low)) if lexicon is not None else []
+        concept = Concept(word, "word", list(translations[:max_translations]))
+        capitalised = word[0].isupper() and start > 0
+        if capitalised or not translations:
+            if names is not None:  # a word the dictionary has needs a closer spelling match to count as a name
+                matches = names.match(word, min_score=1.3 if not translations else 1.7)
+                concept.alternatives = list(dict.fromkeys([*matches, *concept.alternatives]))
+            if capitalised:
+                concept.kind = "name"
+        if in_corpus is not None and in_corpus(low):  # Latin letters inside the Arabic articles (USM, GCC)
+            concept.alternatives.append(low)
+        if concept.alternatives or concept.kind == "name":
+            concepts.append(concept)  # a name with no alternatives is absent from the corpus: evidence for refusal
+    return concepts

@@ -1,0 +1,119 @@
+"""English questions over Arabic news: the lexicon, name matching, dense-only fallback, and calibrated refusal."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+from conftest import ALBANIA_REASON, SEEDS
+from distractors import write_distractors
+
+from rag import answer, article_text
+from rag.crosslingual import Lexicon, NameMatcher, english_key, translate_question
+from rag.retrieve import SearchIndex
+from rag.settings import Settings
+
+DICTIONARY = Settings().lexicon
+needs_dictionary = pytest.mark.skipif(
+    not (DICTIONARY / "freedict-eng-ara.index").is_file(),
+    reason=f"FreeDict English-Arabic is not installed at {DICTIONARY} (`make install` installs it as root)",
+)
+
+
+@pytest.fixture(scope="module")
+def lexicon(tmp_path_factory) -> Lexicon:
+    return Lexicon.load(DICTIONARY, tmp_path_factory.mktemp("lexicon-cache"))
+
+
+@pytest.fixture(scope="module")
+def news_index(tmp_path_factory, settings, embedder):
+    """The seed article among two dozen distractor news articles (Iran, Gulf politics, sport, weather ...)."""
+    from rag.store import build_index
+
+    seeds = tmp_path_factory.mktemp("news-seeds")
+    shutil.copy(next(SEEDS.glob("*.txt")), seeds)
+    write_distractors(seeds)
+    index_dir = tmp_path_factory.mktemp("news-index")
+    build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
+    return index_dir
+
+
+def _alternatives(concepts) -> list[str]:
+    return [a for c in concepts for a in c.alternatives]
+
+
+@needs_dictionary
+def test_lexicon_parses_and_translates_the_albania_question(lexicon, tmp_path):
+    assert len(lexicon) > 50_000
+    assert english_key("Ministers announced") == "minister announce"
+    assert "الوزير" in lexicon.get("minister")
+    concepts = translate_question("why did Albania cut ties?", lexicon)
+    alternatives = _alternatives(concepts)
+    assert "ألبانيا" in alternatives
+    assert any("قطع" in a or "العلاقات" in a for a in alternatives), concepts
+    assert not any(c.source.lower() in ("why", "did") for c in concepts)  # question words carry no topic
+
+
+@needs_dictionary
+def test_phrases_numbers_and_structured_concepts(lexicon):
+    concepts = translate_question("What did the prime minister say about the 2016 decision?", lexicon)
+    by_source = {c.source: c for c in concepts}
+    assert "رئيس الوزراء" in by_source["prime minister"].alternatives  # one concept, not two words
+    assert by_source["2016"].kind == "number" and by_source["2016"].alternatives == ["2016"]
+    assert all(len(c.alternatives) <= 6 for c in concepts)  # many senses still make one concept
+
+
+def test_names_missing_from_the_dictionary_are_found_in_the_corpus(seed_index, settings):
+    matcher = NameMatcher.from_texts([article_text(d, seed_index) for d in SearchIndex(seed_index, settings).doc_ids])
+    assert matcher.match("Mandiant")[:1] == ["منديانت"]
+    assert matcher.match("Tirana")[:1] == ["تيرانا"]
+    assert matcher.match("Rama")[:1] == ["راما"]
+    assert matcher.match("Xylophonics") == []
+    concepts = translate_question("What did Mandiant find?", None, matcher)
+    assert concepts[0].kind == "name" and "منديانت" in concepts[0].alternatives
+
+
+def test_without_the_dictionary_english_still_works_and_warns_once(seed_index, tmp_path, monkeypatch, caplog):
+    index_dir = tmp_path / "index"
+    shutil.copytree(seed_index, index_dir)
+    monkeypatch.setenv("RAG_LEXICON", str(tmp_path / "no-dictionary-here"))
+    with caplog.at_level(logging.WARNING):
+        first = answer("why did Albania cut ties?", index_dir=index_dir)
+        answer("Who is the Albanian prime minister?", index_dir=index_dir)
+    assert first.found and any(ALBANIA_REASON in c.quote for c in first.citations), first.text
+    warnings = [r for r in caplog.records if "no English-Arabic dictionary" in r.getMessage()]
+    assert len(warnings) == 1 and "dense retrieval only" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("question", "evidence"),
+    [
+        ("why did Albania cut ties?", "قطع العلاقات الدبلوماسية"),
+        ("Who is the Albanian prime minister who announced the decision?", "إيدي راما"),
+        ("How long were Iranian diplomats given to leave Albania?", "24 ساعة"),
+        ("Which cybersecurity company investigated the attack?", "منديانت"),
+        ("Where do members of the Mujahedin-e Khalq live in Albania?", "أشرف 3"),
+    ],
+)
+def test_english_questions_about_the_seed_are_answered_among_news(news_index, question, evidence):
+    a = answer(question, index_dir=news_index)
+    assert a.found, (question, a.confidence)
+    assert any(evidence in c.quote for c in a.citations), a.text
+    for c in a.citations:
+        assert article_text(c.doc_id, news_index)[c.start : c.end] == c.quote
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "ما هي عاصمة أستراليا؟",
+        "Who won the 2018 FIFA World Cup final?",
+        "How do I bake sourdough bread?",
+        "What is the population of Brazil?",
+        "من هو مخترع الهاتف؟",
+    ],
+)
+def test_unrelated_questions_are_refused_among_news(news_index, question):
+    a = answer(question, index_dir=news_index)
+    assert not a.found and a.citations == [], (question, a.confidence, a.text)
