@@ -2,7 +2,7 @@
 
 The lexicon is FreeDict's English-Arabic dictionary (Debian's `dict-freedict-eng-ara`), with the Arabic-English one
 (`dict-freedict-ara-eng`) inverted to add more translations, plus a short list of multi-word news phrases written for
-this project (`rag/data/phrases_en_ar.tsv`). The dictd files are parsed here and nowhere else; the parsed lexicon is
+this project (`rag/data/news_terms_en_ar.tsv`). The dictd files are parsed here and nowhere else; the parsed lexicon is
 cached as JSON. The GPL dictionaries are read from where Debian installs them and never copied into the repository.
 
 A question becomes a list of concepts (Pirkola's structured query): each English word or phrase is one concept whose
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 LEXICON_VERSION = 1  # bump when the parsed form changes: the JSON cache is keyed on it
 ENG_ARA = "freedict-eng-ara"
 ARA_ENG = "freedict-ara-eng"
-PHRASES = Path(__file__).with_name("data") / "phrases_en_ar.tsv"
+PHRASES = Path(__file__).with_name("data") / "news_terms_en_ar.tsv"
 INSTALL_HINT = (
     "install Debian's dict-freedict-eng-ara (`apt-get install dict-freedict-eng-ara`, or `make install` as root)"
 )
@@ -50,7 +50,7 @@ ENGLISH_STOPWORDS = frozenset(
     again further once any all both each few more most other some such only own same very just also too s t
     according say said says tell told give gave given get got make made one two three first
     de la le les des du un une et en est que qui quoi pourquoi comment quand où ou pour par sur dans avec au aux
-    ce cette ces il elle ils elles ont été sa son ses leur leurs était sont avait ne pas plus""".split()
+    al el ce cette ces il elle ils elles ont été sa son ses leur leurs était sont avait ne pas plus""".split()
 )
 
 
@@ -129,12 +129,23 @@ def english_key(text: str) -> str:
     return " ".join(_lemmatize(w) for w in _WORD.findall(text.replace("-", " ")))
 
 
+def _read_terms() -> list[tuple[str, list[str]]]:
+    """The project's news terms: (English, [Arabic forms])."""
+    rows = []
+    for line in PHRASES.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            english, _, arabic = line.partition("\t")
+            rows.append((english, arabic.split("|")))
+    return rows
+
+
 class Lexicon:
     """English key (lemmatised, lower case) -> Arabic translations, best first."""
 
     def __init__(self, entries: dict[str, list[str]], source: str = "") -> None:
         self.entries = entries
         self.source = source
+        self.curated = frozenset(english_key(e) for e, _ in _read_terms())  # the project's own news terms
         self.max_phrase = max((k.count(" ") + 1 for k in entries), default=1)
 
     def __len__(self) -> int:
@@ -157,11 +168,9 @@ class Lexicon:
             if key and arabic and _HAS_ARABIC.search(arabic) and arabic not in entries[key]:
                 entries[key].append(arabic)
 
-        for line in PHRASES.read_text(encoding="utf-8").splitlines():  # the project's phrases come first
-            if line.strip() and not line.startswith("#"):
-                english, _, arabic = line.partition("\t")
-                for a in arabic.split("|"):
-                    add(english, a)
+        for english, arabic in _read_terms():  # the project's news terms come first
+            for a in arabic:
+                add(english, a)
         for head, translations in read_dictd(eng_ara):
             for a in translations:
                 add(head.split(" /")[0], a)
@@ -404,12 +413,13 @@ def translate_question(
         translations = (lexicon.get(keys[i - 1]) or lexicon.get(low)) if lexicon is not None else []
         concept = Concept(word, "word", list(translations[:max_translations]))
         capitalised = word[0].isupper() and start > 0
-        if capitalised or not translations:
-            if names is not None:  # a word the dictionary has needs a closer spelling match to count as a name
-                matches = names.match(word, min_score=1.3 if not translations else 1.7)
-                concept.alternatives = list(dict.fromkeys([*matches, *concept.alternatives]))
-            if capitalised:
-                concept.kind = "name"
+        curated = lexicon is not None and keys[i - 1] in lexicon.curated
+        if capitalised:
+            concept.kind = "name"
+        if (capitalised or not translations) and not curated and names is not None:
+            # a word the dictionary has needs a closer spelling match to count as a name
+            matches = names.match(word, min_score=1.3 if not translations else 1.7)
+            concept.alternatives = list(dict.fromkeys([*matches, *concept.alternatives]))
         if in_corpus is not None and in_corpus(low):  # Latin letters inside the Arabic articles (USM, GCC)
             concept.alternatives.append(low)
         if concept.alternatives or concept.kind == "name":
