@@ -135,7 +135,7 @@ def grid_evidence(root: Path, settings: Settings, embedder) -> None:
         (ni, [(i.questions[0], i.evidence[0]) for i in news if i.kind in ("single", "followup") and i.lang == "en"]),
     ]
     retrieved = [[(q, ev, HybridRetriever(index=idx).invoke(q)) for q, ev in qs] for idx, qs in sets]
-    for ov, cue, margin in itertools.product((0.1, 0.15, 0.2, 0.3), (0.02, 0.05), (0.06, 0.1, 0.2)):
+    for ov, cue, margin in itertools.product((0.1, 0.15, 0.2), (0.02,), (0.06, 0.1, 0.2, 0.3)):
         w = EvidenceWeights(overlap_cross=ov, answer_type=cue)
         res = []
         for (idx, _), data in zip(sets, retrieved, strict=True):
@@ -261,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", default=None)
     parser.add_argument("--grid", action="store_true", help="grid-search retrieval and evidence weights first")
+    parser.add_argument("--followups", action="store_true", help="only tune how follow-ups take their context")
     parser.add_argument("--cached", action="store_true", help="reuse the features of the last run (same features)")
     parser.add_argument("--no-write", action="store_true", help="report the fit, leave rag/data/refusal.json alone")
     args = parser.parse_args(argv)
@@ -271,6 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.grid:
         grid(root, settings, embedder)
         grid_evidence(root, settings, embedder)
+    if args.followups:
+        tune_followups(root, settings, embedder)
+        return 0
     cached = WORK / "refusal-features.json"
     if args.cached and cached.is_file() and json.loads(cached.read_text())["features"] == list(FEATURES):
         data = json.loads(cached.read_text())["groups"]
@@ -279,6 +283,55 @@ def main(argv: list[str] | None = None) -> int:
         groups = collect_groups(root, settings, embedder)
     calibrate(groups, settings, write=not args.no_write)
     return 0
+
+
+def unrelated_history(items, i: int) -> list[dict]:
+    """A conversation about another article: the first question of a follow-up pair not about item i's article."""
+    pairs = [p for p in items if p.kind == "followup" and p.doc_id != i.doc_id]
+    other = pairs[hash(i.qid) % len(pairs)] if pairs else None
+    if other is None:
+        return []
+    return [{"role": "user", "content": other.questions[0]}, {"role": "assistant", "content": "…"}]
+
+
+def followup_figures(chain, items, head_start: float | None = None) -> dict[str, float]:
+    """Evidence in quote of follow-up second questions alone and with history, and of single questions alone and
+    after an unrelated history (items: news dev items of one half)."""
+    from rag.conversation import answer_in_context, read_history
+
+    def ask(q: str, history: list[dict]):
+        kwargs = {} if head_start is None else {"head_start": head_start}
+        return answer_in_context(chain.invoke, q, read_history(history), **kwargs)
+
+    def hit(a, evidence) -> bool:
+        return any(e in c.quote for c in a.citations for e in evidence)
+
+    pairs = [i for i in items if i.kind == "followup"]
+    singles = [i for i in items if i.kind == "single"]
+    out = {}
+    out["followup alone"] = float(np.mean([hit(ask(p.questions[1], []), p.evidence[1]) for p in pairs]))
+    with_history = []
+    for p in pairs:
+        first = ask(p.questions[0], [])
+        history = [{"role": "user", "content": p.questions[0]}, {"role": "assistant", "content": first.text}]
+        with_history.append(hit(ask(p.questions[1], history), p.evidence[1]))
+    out["followup with history"] = float(np.mean(with_history))
+    out["single alone"] = float(np.mean([hit(ask(i.questions[0], []), i.evidence[0]) for i in singles]))
+    out["single after unrelated history"] = float(
+        np.mean([hit(ask(i.questions[0], unrelated_history(items, i)), i.evidence[0]) for i in singles])
+    )
+    out["n pairs"], out["n singles"] = len(pairs), len(singles)
+    return out
+
+
+def tune_followups(root: Path, settings: Settings, embedder) -> None:
+    from rag.answering import make_chain
+
+    chain = make_chain(SearchIndex(WORK / "news-index", settings, embedder=embedder))
+    items = [i for i in news_dev(root) if i.half == "tune"]
+    for head_start in (0.0, 0.15, 0.3, 0.5, 1.0):
+        f = followup_figures(chain, items, head_start)
+        log(f"head_start={head_start}: " + ", ".join(f"{k} {v:.3f}" for k, v in f.items() if not k.startswith("n ")))
 
 
 if __name__ == "__main__":

@@ -38,30 +38,36 @@ def get_index(index_dir: str | Path | None = None) -> SearchIndex:
         return _indexes[path]
 
 
-def answer(question: str, k: int | None = None, index_dir: str | Path | None = None) -> Answer:
+def answer(
+    question: str, k: int | None = None, index_dir: str | Path | None = None, history: list[dict] | None = None
+) -> Answer:
     """Answer `question` (English or Arabic) from the indexed articles, with numbered citations.
 
     Args:
         question: the question; longer than RAG_MAX_QUESTION_CHARS is truncated.
         k: chunks to retrieve (default RAG_TOP_K).
         index_dir: index folder (default RAG_INDEX_DIR or index/).
+        history: the conversation so far, oldest first, as [{"role": "user" | "assistant", "content": str}, ...];
+            a follow-up question is then read in its context (the last six turns count).
 
     Returns:
-        Answer with `text` (with [n] markers), `found`, and `citations`.
+        Answer with `text` (with [n] markers), `found`, `citations`, `confidence` and `searched_question`.
 
     Raises:
-        ValueError: the question is empty or whitespace.
+        ValueError: the question is empty or whitespace, or the history is not a list of such messages.
         IndexMissing: no index has been built (run `make index`).
     """
     from rag.answering import make_chain, prepare_question
+    from rag.conversation import answer_in_context, read_history
 
     question = prepare_question(question, Settings.from_env().max_question_chars)  # before loading anything
+    messages = read_history(history)
     index = get_index(index_dir)
     key = (index.index_dir, k)
     with _lock:
         if key not in _chains:  # built once per index; the index itself reloads on new builds
             _chains[key] = make_chain(index, k)
-    return _chains[key].invoke(question)
+    return answer_in_context(_chains[key].invoke, question, messages)
 
 
 def article_text(doc_id: str, index_dir: str | Path | None = None) -> str:

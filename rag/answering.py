@@ -7,11 +7,12 @@ replaceable step so a generative answerer can take its place without touching re
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from langchain_core.documents import Document
-from langchain_core.runnables import Runnable, RunnableLambda, RunnableParallel, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from rag.crosslingual import coverage
 from rag.lexical import analyze
@@ -45,6 +46,7 @@ class Answer:
     found: bool
     citations: list[Citation] = field(default_factory=list)
     confidence: float = 0.0  # the refusal model's probability that the corpus answers the question
+    searched_question: str = ""  # what was searched: the question, or a follow-up with its context
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,10 +68,18 @@ class Evidence:
 
 
 def prepare_question(question: object, max_chars: int) -> str:
-    """Whitespace collapsed and cut to `max_chars`; an empty question is a ValueError a user can read."""
-    text = " ".join(question.split())[:max_chars] if isinstance(question, str) else ""
+    """Control and format characters (zero-width, bidi marks) removed, whitespace collapsed, cut to `max_chars`.
+
+    Raises:
+        ValueError: one line a user can read, when nothing is left or when no letter or digit is.
+    """
+    text = question if isinstance(question, str) else ""
+    text = "".join(" " if c.isspace() else c for c in text if c.isspace() or unicodedata.category(c)[0] != "C")
+    text = " ".join(text.split())[:max_chars]
     if not text:
         raise ValueError("question is empty: ask something, e.g. answer('why did Albania cut ties?')")
+    if not any(c.isalnum() for c in text):
+        raise ValueError("ask a question in words: this one has no letters or digits")
     return text
 
 
@@ -161,20 +171,24 @@ class ExtractiveAnswerer:
         max_sentences: int = 3,
         margin: float = 0.06,
         margin_cross: float = 0.2,
+        max_quoted: int = 5,
     ) -> None:
-        """`margin`: how far below the best sentence's score another may be and still be quoted; cross-lingual
-        scores lie closer together, so a Latin-script question quotes more widely (`margin_cross`; tuned with
-        `python -m bench.calibrate --grid`: news-tune English evidence in quote 0.795 -> 0.846)."""
+        """Quotes the sentences within `margin` of the best one's score, at most `max_quoted` of them, merged where
+        they touch, in at most `max_sentences` citations. Cross-lingual sentence scores lie closer together and
+        rank the answer first less often, so a Latin-script question quotes more widely (`margin_cross`; `python
+        -m bench.calibrate --grid`: on the news tuning half, evidence in quote was 0.62 with 3 sentences quoted,
+        0.72 with 5 and 0.77 with 6; 5 keeps an answer near 800 characters)."""
         self.article_text = article_text
         self.max_sentences = max_sentences
         self.margin = margin
         self.margin_cross = margin_cross
+        self.max_quoted = max_quoted
 
     def __call__(self, question: str, docs: list[Document], evidence: list[Evidence]) -> Answer:
         if not evidence:
             return Answer(question, not_found_text(question), False, [])
         margin = self.margin_cross if is_cross_lingual(question) else self.margin
-        close = [e for e in evidence if e.score >= evidence[0].score - margin]
+        close = [e for e in evidence if e.score >= evidence[0].score - margin][: self.max_quoted]
         citations: list[Citation] = []
         for e in self._merge_adjacent(close)[: self.max_sentences]:
             passage = self.article_text(e.doc_id)[e.passage_start : e.passage_end]
@@ -215,7 +229,8 @@ class ExtractiveAnswerer:
 
 def default_answerer(index: SearchIndex) -> ExtractiveAnswerer:
     """The extractive answerer with the index's settings."""
-    return ExtractiveAnswerer(index.article_text, index.settings.max_sentences)
+    s = index.settings
+    return ExtractiveAnswerer(index.article_text, s.max_sentences, max_quoted=s.max_quoted)
 
 
 def make_chain(
@@ -224,17 +239,25 @@ def make_chain(
     answerer: Callable[[str, list[Document], list[Evidence]], Answer] | None = None,
     refusal: RefusalModel | None = None,
 ) -> Runnable:
-    """retrieve -> select_evidence -> decide -> compose, as a LangChain runnable taking the question string.
+    """retrieve -> select_evidence -> decide -> compose, as a LangChain runnable.
 
-    The composer is called only when the refusal model judges the question answerable.
+    It takes the question string, or {"question": ..., "search": ...} for a follow-up: the search text (the
+    question with its context) retrieves and decides; the question alone picks the sentences to quote, so the
+    context does not pull the quote toward the earlier answer. The composer is called only when the refusal
+    model judges the question answerable.
     """
     retriever = HybridRetriever(index=index, k=k)
     compose = answerer or default_answerer(index)
     model = refusal or RefusalModel.load(index.settings.refusal_model)
 
+    def unpack(x: str | dict) -> dict:
+        return (
+            {"question": x, "search": x} if isinstance(x, str) else {"question": x["question"], "search": x["search"]}
+        )
+
     def select(x: dict) -> dict:
         evidence = score_sentences(index, x["question"], x["docs"])
-        confidence = model.probability(refusal_features(index, x["question"], x["docs"], evidence))
+        confidence = model.probability(refusal_features(index, x["search"], x["docs"], evidence))
         return {**x, "evidence": evidence, "confidence": confidence}
 
     def finish(x: dict) -> Answer:
@@ -244,10 +267,12 @@ def make_chain(
         else:
             result = compose(question, x["docs"], x["evidence"])
         result.confidence = round(x["confidence"], 4)
+        result.searched_question = x["search"]
         return result
 
     return (
-        RunnableParallel(question=RunnablePassthrough(), docs=retriever)
+        RunnableLambda(unpack)
+        | RunnablePassthrough.assign(docs=lambda x: retriever.invoke(x["search"]))
         | RunnableLambda(select)
         | RunnableLambda(finish)
     )

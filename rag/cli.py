@@ -1,4 +1,4 @@
-"""The `rag` command: model, index, ask, serve."""
+"""The `rag` command: model, index, ask, chat, serve."""
 
 from __future__ import annotations
 
@@ -55,10 +55,45 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=None if args.compact else 2))
         return 0
+    _print_answer(result)
+    return 0
+
+
+def _print_answer(result) -> None:
     print(result.text)
     for c in result.citations:
         print(f"\n[{c.n}] {c.title} ({c.source}, characters {c.start}-{c.end})\n    {c.quote}")
-    return 0
+    if result.searched_question not in ("", result.question):
+        print(f"\n(searched as: {result.searched_question})")
+
+
+def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
+    """A conversation in the terminal: follow-ups are read in context; /new starts over, /quit or Ctrl-D ends."""
+    from rag import answer
+
+    history: list[dict] = []
+    print("Ask in English or Arabic. /new starts a new conversation; /quit or Ctrl-D ends.", flush=True)
+    while True:
+        try:
+            line = input("\nyou> ").strip()
+        except EOFError:
+            print()
+            return 0
+        if not line:
+            continue
+        if line == "/quit":
+            return 0
+        if line == "/new":
+            history = []
+            print("(new conversation)")
+            continue
+        try:
+            result = answer(line, k=args.k, index_dir=args.index, history=history)
+        except ValueError as exc:  # a bad question ends nothing: say so and ask again
+            _print_err(f"error: {exc}")
+            continue
+        _print_answer(result)
+        history += [{"role": "user", "content": line}, {"role": "assistant", "content": result.text}]
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -93,6 +128,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=None, help="chunks to retrieve (default: RAG_TOP_K or 5)")
     p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="a conversation in the terminal (follow-up questions read in context)")
+    p.add_argument("-k", type=int, default=None, help="chunks to retrieve (default: RAG_TOP_K or 5)")
+    p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
+    p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("serve", help="run the web chat")
     p.add_argument("--host", default=None, help="address to bind (default: RAG_HOST or 127.0.0.1)")

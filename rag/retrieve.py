@@ -302,27 +302,19 @@ class SearchIndex:
             top = sorted(dense.values(), reverse=True)[:20]
             margin = top[0] - float(np.mean(top))
             best = sorted(fused, key=lambda c: -fused[c])[:k]
-            hits = []
-            for cid in best:
-                row = self.row_of[cid]
-                doc = self.chunk_doc[row]
-                start, end = self.chunk_span[row]
-                hits.append(
-                    Hit(
-                        cid,
-                        doc,
-                        self.titles.get(doc, ""),
-                        self.sources.get(doc, ""),
-                        start,
-                        end,
-                        self.article_text(doc)[start:end],
-                        dense[cid],
-                        float(lexical[self.chunk_doc_row[row]]),
-                        fused[cid],
-                        margin,
-                    )
-                )
-            return hits
+            return [
+                self._hit(cid, dense[cid], float(lexical[self.chunk_doc_row[self.row_of[cid]]]), fused[cid], margin)
+                for cid in best
+            ]
+
+    def _hit(self, cid: int, dense: float, lexical: float, score: float, margin: float) -> Hit:
+        row = self.row_of[cid]
+        doc = self.chunk_doc[row]
+        start, end = self.chunk_span[row]
+        title, source = self.titles.get(doc, ""), self.sources.get(doc, "")
+        return Hit(
+            cid, doc, title, source, start, end, self.article_text(doc)[start:end], dense, lexical, score, margin
+        )
 
 
 class HybridRetriever(BaseRetriever):
@@ -333,21 +325,23 @@ class HybridRetriever(BaseRetriever):
     k: int | None = None
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [
-            Document(
-                page_content=h.text,
-                metadata={
-                    "chunk_id": h.chunk_id,
-                    "doc_id": h.doc_id,
-                    "title": h.title,
-                    "source": h.source,
-                    "start": h.start,
-                    "end": h.end,
-                    "dense": h.dense,
-                    "lexical": h.lexical,
-                    "score": h.score,
-                    "margin": h.margin,
-                },
-            )
-            for h in self.index.search(query, self.k)
-        ]
+        return [hit_document(h) for h in self.index.search(query, self.k)]
+
+
+def hit_document(h: Hit) -> Document:
+    """A retrieved chunk as a LangChain `Document`: its text, with ids, offsets and scores in the metadata."""
+    return Document(
+        page_content=h.text,
+        metadata={
+            "chunk_id": h.chunk_id,
+            "doc_id": h.doc_id,
+            "title": h.title,
+            "source": h.source,
+            "start": h.start,
+            "end": h.end,
+            "dense": h.dense,
+            "lexical": h.lexical,
+            "score": h.score,
+            "margin": h.margin,
+        },
+    )

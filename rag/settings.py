@@ -32,7 +32,8 @@ class Settings:
     refusal_model: Path = field(
         default_factory=lambda: PROJECT_ROOT / "rag" / "data" / "refusal.json"
     )  # RAG_REFUSAL_MODEL
-    max_sentences: int = 3  # RAG_MAX_SENTENCES: sentences quoted in an answer
+    max_sentences: int = 3  # RAG_MAX_SENTENCES: citations in an answer (touching sentences share one)
+    max_quoted: int = 5  # RAG_MAX_QUOTED: sentences quoted in an answer, at most
     max_question_chars: int = 2000  # RAG_MAX_QUESTION_CHARS: longer questions are truncated
     max_upload_bytes: int = 2_000_000  # RAG_MAX_UPLOAD_BYTES: per uploaded file in the web chat
     host: str = "127.0.0.1"  # RAG_HOST

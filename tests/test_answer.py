@@ -70,7 +70,7 @@ def test_cli_ask_json(seed_index):
     out = _rag("ask", "why did Albania cut ties?", "--json", "--index", str(seed_index))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert set(data) == {"question", "text", "found", "citations", "confidence"}
+    assert set(data) == {"question", "text", "found", "citations", "confidence", "searched_question"}
     assert data["found"] is True and 0 < data["confidence"] <= 1
     assert set(data["citations"][0]) == {"n", "doc_id", "title", "source", "quote", "start", "end", "passage", "score"}
 
@@ -93,3 +93,15 @@ def test_cli_errors_are_one_line(args, message):
     out = _rag(*args)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and message in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize("question", ["🙂🙂🙂", "?!... ؟", "\u200b\u200f\u2066"])
+def test_question_without_words_is_refused_with_a_clear_line(seed_index, question):
+    with pytest.raises(ValueError, match=r"ask a question in words|question is empty"):
+        answer(question, index_dir=seed_index)
+
+
+def test_control_and_format_characters_are_stripped_before_retrieval(seed_index):
+    a = answer("\u200bwhy did\u0007 Albania\u200f cut ties?\u2066", index_dir=seed_index)
+    assert a.found and a.question == "why did Albania cut ties?"
+    assert any(ALBANIA_REASON in c.quote for c in a.citations)

@@ -92,7 +92,7 @@ def test_without_the_dictionary_english_still_works_and_warns_once(seed_index, t
         ("why did Albania cut ties?", "قطع العلاقات الدبلوماسية"),
         ("Who is the Albanian prime minister who announced the decision?", "إيدي راما"),
         ("How long were Iranian diplomats given to leave Albania?", "24 ساعة"),
-        ("Which cybersecurity company investigated the attack?", "منديانت"),
+        ("Which company said the attackers on Albania were tied to the Iranian government?", "منديانت"),
         ("Where do members of the Mujahedin-e Khalq live in Albania?", "أشرف 3"),
     ],
 )

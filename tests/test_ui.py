@@ -68,7 +68,7 @@ def test_app_binds_to_loopback_by_default():
 @pytest.mark.parametrize("question", ["why did Albania cut ties?", "لماذا قطعت ألبانيا علاقاتها مع إيران؟"])
 def test_ask_endpoint_returns_cited_answer(client, question):
     data = client.predict(question, api_name="/ask")
-    assert set(data) == {"question", "text", "found", "citations", "confidence"}
+    assert set(data) == {"question", "text", "found", "citations", "confidence", "searched_question"}
     assert data["found"] is True
     assert any(ALBANIA_REASON in c["quote"] for c in data["citations"])
 
@@ -76,6 +76,18 @@ def test_ask_endpoint_returns_cited_answer(client, question):
 def test_ask_endpoint_refuses_unrelated_question(client):
     data = client.predict("Who won the 2018 FIFA World Cup final?", api_name="/ask")
     assert data["found"] is False and data["citations"] == []
+
+
+def test_ask_endpoint_reads_a_follow_up_in_its_history(client):
+    history = [
+        {"role": "user", "content": "why did Albania cut ties?"},
+        {"role": "assistant", "content": "…"},
+    ]
+    data = client.predict("how long were its diplomats given to leave?", history, api_name="/ask")
+    assert data["found"] and any("24 ساعة" in c["quote"] for c in data["citations"])
+    assert "Albania" in data["searched_question"]
+    alone = client.predict("why did Albania cut ties?", api_name="/ask")  # history is optional
+    assert alone["searched_question"] == "why did Albania cut ties?"
 
 
 def test_twenty_concurrent_calls_are_all_answered(client):
@@ -156,6 +168,18 @@ def test_browser_chat_shows_answer_citation_and_rtl_source(running):
         assert (rtl, ltr, bot_dir) == ("rtl", "ltr", "rtl")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "chat.png"), full_page=True)
+
+        # A follow-up, read in the context of the first question; the searched question shows in small print.
+        page.fill("#question textarea", "how long were its diplomats given to leave?")
+        page.click("#ask")
+        page.wait_for_selector("#chat .searched", timeout=120_000)
+        assert "24 ساعة" in page.locator("#chat [data-testid=bot]").last.inner_text()
+        assert "Albania" in page.locator("#chat .searched").last.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "chat-follow-up.png"), full_page=True)
+
+        # The trash button starts a new conversation: the same follow-up then stands alone.
+        page.locator("#chat button[aria-label='Clear']").first.click()
+        page.wait_for_function("() => !document.querySelector('#chat [data-testid=bot]')", timeout=30_000)
     finally:
         browser.close()
         pw.stop()

@@ -14,6 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import gradio as gr
 
 from rag.answering import Answer, make_chain, prepare_question
+from rag.conversation import answer_in_context, read_history
 from rag.crosslingual import lexicon_status
 from rag.model import convert
 from rag.retrieve import SearchIndex
@@ -55,6 +56,7 @@ body, .gradio-container { font-family: "Noto Sans", "DejaVu Sans", var(--arabic-
 .src-file { color: var(--body-text-color-subdued); font-size: 0.85em; margin: 2px 0 6px; }
 .no-sources { color: var(--body-text-color-subdued); }
 .status-warning { color: #8a5a00; font-size: 0.9em; }
+#chat .searched { color: var(--body-text-color-subdued); font-size: 0.8em; margin-top: 6px; white-space: normal; }
 """
 
 
@@ -69,8 +71,10 @@ class ChatService:
         self.chain = make_chain(self.index)
         self._build_lock = threading.Lock()
 
-    def ask(self, question: str) -> Answer:
-        return self.chain.invoke(prepare_question(question, self.settings.max_question_chars))
+    def ask(self, question: str, history: list[dict] | None = None) -> Answer:
+        """Answer a question, reading it in the context of `history` (the messages format, oldest first)."""
+        question = prepare_question(question, self.settings.max_question_chars)
+        return answer_in_context(self.chain.invoke, question, read_history(history))
 
     def documents(self) -> list[list]:
         return [[d["title"], d["source"], d["chunks"], d["added_at"]] for d in self.index.documents()]
@@ -128,6 +132,30 @@ def as_text(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+def chat_history(messages: list[dict] | None) -> list[dict]:
+    """The Chatbot's messages as plain {"role", "content"} text: its content blocks joined, escaping undone, and the
+    small print this app adds under an answer left out."""
+    out = []
+    for m in messages or []:
+        content = m.get("content")
+        if isinstance(content, list):
+            content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
+        if isinstance(content, str) and m.get("role") in ("user", "assistant"):
+            content = html.unescape(content.split(SEARCHED_MARK, 1)[0])
+            out.append({"role": m["role"], "content": content})
+    return out
+
+
+SEARCHED_MARK = '<div class="searched"'
+
+
+def searched_note(answer: Answer) -> str:
+    """Small print under a follow-up's answer: the question as it was searched, when it differs from the typed one."""
+    if answer.searched_question in ("", answer.question):
+        return ""
+    return f'{SEARCHED_MARK} dir="auto">searched as: {as_text(answer.searched_question)}</div>'
+
+
 def _stream(text: str, step: int = 6) -> Iterator[str]:
     """Growing prefixes of `text` (cut at spaces, then escaped), so the answer appears word by word."""
     words = text.split(" ")
@@ -139,6 +167,7 @@ def create_app(service: ChatService) -> gr.Blocks:
     def respond(question: str, history: list[dict]):
         question = (question or "").strip()
         history = list(history or [])
+        context = chat_history(history)
         if not question:
             gr.Warning("Type a question first, in English or Arabic.")
             yield history, gr.update(), question
@@ -146,7 +175,7 @@ def create_app(service: ChatService) -> gr.Blocks:
         history += [{"role": "user", "content": as_text(question)}, {"role": "assistant", "content": "…"}]
         yield history, '<div class="no-sources">Searching the articles…</div>', ""
         try:
-            answer = service.ask(question)
+            answer = service.ask(question, context)
         except Exception as exc:  # a user-facing one-liner, never a traceback in the chat
             history[-1]["content"] = as_text(f"Error: {exc}")
             yield history, "", ""
@@ -154,12 +183,14 @@ def create_app(service: ChatService) -> gr.Blocks:
         for partial in _stream(answer.text):
             history[-1]["content"] = partial
             yield history, gr.update(), ""
+        history[-1]["content"] = as_text(answer.text) + searched_note(answer)
         yield history, sources_html(answer), ""
 
-    def ask_api(question: str) -> dict:
-        """Answer a question; returns the same JSON as `rag ask --json`."""
+    def ask_api(question: str, history: list[dict] | None = None) -> dict:
+        """Answer a question, optionally after a conversation (a list of {"role": "user" | "assistant",
+        "content": str}, oldest first); returns the same JSON as `rag ask --json`, with `searched_question`."""
         try:
-            return service.ask(question).to_dict()
+            return service.ask(question, history).to_dict()
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
 

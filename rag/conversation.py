@@ -1,0 +1,100 @@
+"""Follow-up questions read in the context of the conversation, with no LLM: history in, searched question out.
+
+A follow-up ("And how many were wounded?") is searched together with the previous user question, in the style of
+historical query expansion (HQE). Whether a question is read alone or with its context is decided by the refusal
+model itself: both readings go through the pipeline and the one it finds more answerable wins, with a head start for
+questions that lean on the conversation (a pronoun, "and ...", a very short question). So a self-contained question
+stays itself after an unrelated history, and a follow-up that retrieves nothing alone takes its context. The head
+start was chosen on the news dev set's tuning pairs (`python -m bench.calibrate --followups`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rag.lexical import query_words
+
+MAX_MESSAGES = 12  # the last six turns are read; older ones are dropped
+MAX_MESSAGE_CHARS = 4000  # each message is cut to this many characters
+HISTORY_FORMAT = "history must be a list of {'role': 'user' | 'assistant', 'content': str} messages, oldest first"
+
+# Words by which a question points back into the conversation.
+_EN_CUES = re.compile(
+    r"^(?:and|also|so|but|what about|how about)\b|\b(?:he|she|it|its|it's|they|them|their|theirs|his|her|hers|him|"
+    r"this|that|these|those|there|then|the same|such)\b",
+    re.IGNORECASE,
+)
+_AR_CUES = re.compile(
+    r"^(?:و|ف)(?:ماذا|ما|من|كم|متى|أين|اين|لماذا|هل|كيف)|(?:^|\s)(?:هو|هي|هم|هما|هن|ذلك|تلك|هذا|هذه|هؤلاء|هناك|حينها|"
+    r"عنه|عنها|عنهم|منه|منها|منهم|له|لها|لهم|فيه|فيها)(?:\s|[؟?.!،]|$)"
+)
+SHORT_QUESTION_WORDS = 3  # a question with this few content words leans on the conversation
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+def read_history(history: object) -> list[Message]:
+    """Validate and bound a history: a list of {"role", "content"} dicts (Gradio's messages format, OpenAI's).
+
+    Raises:
+        ValueError: one line naming the expected format.
+    """
+    if history is None:
+        return []
+    if not isinstance(history, list | tuple):
+        raise ValueError(f"{HISTORY_FORMAT}; got {type(history).__name__}")
+    messages = []
+    for i, m in enumerate(history):
+        if (
+            not isinstance(m, dict)
+            or m.get("role") not in ("user", "assistant")
+            or not isinstance(m.get("content"), str)
+        ):
+            raise ValueError(f"{HISTORY_FORMAT}; message {i} is {str(m)[:80]!r}")
+        messages.append(Message(m["role"], m["content"][:MAX_MESSAGE_CHARS]))
+    return messages[-MAX_MESSAGES:]
+
+
+def leans_on_context(question: str) -> bool:
+    """A pronoun or demonstrative, a leading "and", or very few content words."""
+    return bool(_EN_CUES.search(question) or _AR_CUES.search(question)) or len(query_words(question)) <= (
+        SHORT_QUESTION_WORDS
+    )
+
+
+def context_question(question: str, history: list[Message]) -> str | None:
+    """The question with the conversation's last user question (and the one before it, when that one leaned on
+    its own context) appended; None when there is no earlier user question."""
+    earlier = [m.content.strip() for m in history if m.role == "user" and m.content.strip()]
+    if earlier and earlier[-1] == question.strip():
+        earlier = earlier[:-1]  # a history that already ends with this question
+    if not earlier:
+        return None
+    context = [earlier[-1]]
+    if len(earlier) > 1 and leans_on_context(earlier[-1]):
+        context.insert(0, earlier[-2])
+    return f"{question} ({' '.join(context)})"
+
+
+def answer_in_context(ask: Callable[[str], object], question: str, history: list[Message], head_start: float = 1.0):
+    """Ask the question alone and with its context; keep the reading the refusal model finds more answerable,
+    giving the context reading `head_start` when the question leans on the conversation. With the default, a
+    question that leans on the conversation takes its context whenever that reading is answered at all: short
+    follow-ups alone often match something confidently and wrongly ("When was it signed?").
+
+    `ask` is the answering chain's `invoke`: it takes the question, or {"question", "search"}, and returns an Answer
+    with `confidence` and `searched_question`.
+    """
+    alone = ask(question)
+    expanded = context_question(question, history)
+    if expanded is None:
+        return alone
+    with_context = ask({"question": question, "search": expanded})
+    bonus = head_start if leans_on_context(question) and with_context.found else 0.0
+    return with_context if with_context.confidence + bonus > alone.confidence else alone
