@@ -272,3 +272,17 @@ def test_browser_shows_article_markup_as_text(running):
     finally:
         browser.close()
         pw.stop()
+
+
+def test_start_up_indexes_articles_that_landed_while_the_chat_was_down(tmp_path, settings, embedder):
+    import shutil
+
+    from rag.retrieve import SearchIndex
+    from ui.app import ensure_ready
+
+    seeds, index_dir = tmp_path / "seeds", tmp_path / "index"
+    shutil.copytree(ROOT / "seeds", seeds)
+    build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
+    (seeds / "museum.txt").write_text(MUSEUM, encoding="utf-8")  # arrives while nothing is running
+    ensure_ready(settings, index_dir, seeds)
+    assert any(d["source"] == "museum.txt" for d in SearchIndex(index_dir, settings, embedder=embedder).documents())

@@ -19,7 +19,7 @@ from rag.crosslingual import lexicon_status
 from rag.model import convert
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
-from rag.store import DB_NAME, build_index
+from rag.store import build_index
 from ui.uploads import UploadRejected, check_upload, undo_write, write_upload
 
 EXAMPLES = [
@@ -258,13 +258,15 @@ def create_app(service: ChatService) -> gr.Blocks:
 
 
 def ensure_ready(settings: Settings, index_dir: Path, seeds_dir: Path) -> None:
-    """Build what is missing: the model folder, then the index of seeds/."""
+    """Build what is missing: the model folder; then update the index of seeds/ incrementally."""
     model = Path(settings.model)
     if model.is_absolute() and not (model / "modules.json").exists():  # a local folder, not a hub id
         convert(model)
-    if not (index_dir / DB_NAME).exists():
-        print(f"building the index of {seeds_dir} into {index_dir} …", flush=True)
-        build_index(seeds_dir, index_dir, settings=settings)
+    # Every start brings the index in step with seeds/ (articles that landed while the chat was down, or an upload
+    # a crash interrupted); with nothing to do this takes a fraction of a second and loads no model.
+    print(f"bringing the index at {index_dir} in step with {seeds_dir} …", flush=True)
+    stats = build_index(seeds_dir, index_dir, settings=settings)
+    print(f"index: {stats.summary()}", flush=True)
 
 
 def start_app(service: ChatService, host: str, port: int) -> tuple[gr.Blocks, str]:
