@@ -54,3 +54,18 @@ def seeds_copy(tmp_path) -> Path:
     dest = tmp_path / "seeds"
     shutil.copytree(SEEDS, dest)
     return dest
+
+
+@pytest.fixture(scope="session")
+def news_index(tmp_path_factory, settings, embedder) -> Path:
+    """The seed article among two dozen distractor news articles the tests write (Iran, Gulf politics, sport ...)."""
+    from distractors import write_distractors
+
+    from rag.store import build_index
+
+    seeds = tmp_path_factory.mktemp("news-seeds")
+    shutil.copy(next(SEEDS.glob("*.txt")), seeds)
+    write_distractors(seeds)
+    index_dir = tmp_path_factory.mktemp("news-index")
+    build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
+    return index_dir

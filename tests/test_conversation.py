@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, SEEDS
-from distractors import write_distractors
+from conftest import ROOT
 
 from rag import answer, article_text
 
 ALBANIA = "why did Albania cut ties?"
 FOLLOW_UP = "how long were its diplomats given to leave?"
-
-
-@pytest.fixture(scope="module")
-def news_index(tmp_path_factory, settings, embedder):
-    """The seed article among the tests' distractor news articles."""
-    from rag.store import build_index
-
-    seeds = tmp_path_factory.mktemp("conv-seeds")
-    shutil.copy(next(SEEDS.glob("*.txt")), seeds)
-    write_distractors(seeds)
-    index_dir = tmp_path_factory.mktemp("conv-index")
-    build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
-    return index_dir
 
 
 def _history(*turns: tuple[str, str]) -> list[dict]:

@@ -6,8 +6,7 @@ import logging
 import shutil
 
 import pytest
-from conftest import ALBANIA_REASON, SEEDS
-from distractors import write_distractors
+from conftest import ALBANIA_REASON
 
 from rag import answer, article_text
 from rag.crosslingual import Lexicon, NameMatcher, english_key, translate_question
@@ -24,19 +23,6 @@ needs_dictionary = pytest.mark.skipif(
 @pytest.fixture(scope="module")
 def lexicon(tmp_path_factory) -> Lexicon:
     return Lexicon.load(DICTIONARY, tmp_path_factory.mktemp("lexicon-cache"))
-
-
-@pytest.fixture(scope="module")
-def news_index(tmp_path_factory, settings, embedder):
-    """The seed article among two dozen distractor news articles (Iran, Gulf politics, sport, weather ...)."""
-    from rag.store import build_index
-
-    seeds = tmp_path_factory.mktemp("news-seeds")
-    shutil.copy(next(SEEDS.glob("*.txt")), seeds)
-    write_distractors(seeds)
-    index_dir = tmp_path_factory.mktemp("news-index")
-    build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
-    return index_dir
 
 
 def _alternatives(concepts) -> list[str]:
