@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = data_dir(args.shared)
     settings = Settings.from_env()
-    embedder = CachedEmbedder(Embedder(str(settings.model)))
+    embedder = CachedEmbedder(Embedder(str(settings.model), settings.precision))
     news_index(root, settings, embedder)
     if args.grid:
         grid(root, settings, embedder)

@@ -541,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env()
-    embedder = Embedder(str(settings.model))
+    embedder = Embedder(str(settings.model), settings.precision)
     n = 300 if args.quick else None
     results: dict = {"retrieval": {}, "answers": {}}
 

@@ -108,7 +108,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     root = data_dir(args.shared)
     settings = Settings.from_env()
-    emb = Embedder(str(settings.model))
+    emb = Embedder(str(settings.model), settings.precision)
     work = PROJECT_ROOT / "bench" / "work"
     if args.evidence:
         tune_evidence(root, settings, emb, work)

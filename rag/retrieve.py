@@ -128,7 +128,7 @@ class SearchIndex:
     def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                self._embedder = Embedder(str(self.settings.model))
+                self._embedder = Embedder(str(self.settings.model), self.settings.precision)
             return self._embedder
 
     def __len__(self) -> int:

@@ -19,6 +19,7 @@ class Settings:
     chunk_chars: int = 400  # RAG_CHUNK_CHARS: a chunk holds whole sentences up to this many characters
     chunk_overlap: int = 1  # RAG_CHUNK_OVERLAP: sentences shared by neighbouring chunks
     batch_size: int = 32  # RAG_BATCH_SIZE: texts per embedding batch
+    precision: str = "auto"  # RAG_PRECISION: auto (bf16 where the CPU has it natively), fp32 or bf16
     top_k: int = 5  # RAG_TOP_K: chunks handed to the answerer
     candidates: int = 100  # RAG_CANDIDATES: chunks (dense) and articles (BM25) proposed before fusion
     lexical_weight: float = 0.15  # RAG_LEXICAL_WEIGHT: weight of an article's max-normalised BM25 score

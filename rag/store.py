@@ -227,7 +227,7 @@ def build_index(
         missing = [p for h, p in todo.items() if h not in have]
         stats.reused = sum(len(planned) for _, planned in plans.values()) - len(missing)
         if missing:
-            embedder = embedder or Embedder(str(settings.model))
+            embedder = embedder or Embedder(str(settings.model), settings.precision)
             stats.model_loaded = True
             _embed_missing(conn, embedder, missing, settings.batch_size, progress)
             stats.embedded = len(missing)
