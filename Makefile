@@ -19,8 +19,8 @@ lexicon:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing Debian's $(DICTS) for English questions"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DICTS) >/dev/null) \
-	  || echo "could not install $(DICTS): English questions will use dense retrieval only"; \
-	else echo "note: run \`sudo apt-get install $(DICTS)\` for better English questions (dense retrieval only until then)"; fi
+	  || echo "could not install $(DICTS): English questions will use names, numbers and dense retrieval only"; \
+	else echo "note: run \`sudo apt-get install $(DICTS)\` for better English questions (names, numbers and dense retrieval only until then)"; fi
 
 # torch first, from the local CPU build: a plain `torch` requirement would pull a multi-GB CUDA build.
 $(STAMP): pyproject.toml

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
 import sys
 from functools import lru_cache
@@ -242,6 +243,8 @@ def calibrate(groups: dict[str, tuple[np.ndarray, np.ndarray]], settings: Settin
             refused = float(np.mean([refused for refused, _ in r.values()]))
             if refused > best_refused:
                 best, best_refused = float(t), refused
+    if best_refused < 0:
+        raise SystemExit("no threshold answers every group's floor: the features or the floors need a look")
     model.threshold = round(best, 2)
     for t in (0.1, 0.2, 0.3, 0.4, 0.5, model.threshold):
         log(f"threshold {t:.2f}: " + ", ".join(f"{k} {a:.2f}/{b:.2f}" for k, (a, b) in rates(t).items()))
@@ -288,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
 def unrelated_history(items, i: int) -> list[dict]:
     """A conversation about another article: the first question of a follow-up pair not about item i's article."""
     pairs = [p for p in items if p.kind == "followup" and p.doc_id != i.doc_id]
-    other = pairs[hash(i.qid) % len(pairs)] if pairs else None
+    other = pairs[int(hashlib.sha256(i.qid.encode()).hexdigest(), 16) % len(pairs)] if pairs else None
     if other is None:
         return []
     return [{"role": "user", "content": other.questions[0]}, {"role": "assistant", "content": "…"}]

@@ -60,14 +60,15 @@ def answer(
     from rag.answering import make_chain, prepare_question
     from rag.conversation import answer_in_context, read_history
 
-    question = prepare_question(question, Settings.from_env().max_question_chars)  # before loading anything
+    max_chars = Settings.from_env().max_question_chars
+    question = prepare_question(question, max_chars)  # before loading anything
     messages = read_history(history)
     index = get_index(index_dir)
     key = (index.index_dir, k)
     with _lock:
         if key not in _chains:  # built once per index; the index itself reloads on new builds
             _chains[key] = make_chain(index, k)
-    return answer_in_context(_chains[key].invoke, question, messages)
+    return answer_in_context(_chains[key].invoke, question, messages, max_chars=max_chars)
 
 
 def article_text(doc_id: str, index_dir: str | Path | None = None) -> str:

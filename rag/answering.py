@@ -7,15 +7,14 @@ replaceable step so a generative answerer can take its place without touching re
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from langchain_core.documents import Document
-from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag.crosslingual import coverage
-from rag.lexical import analyze
+from rag.lexical import analyze, clean_text
 from rag.refusal import RefusalModel, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual, latin_share
 
@@ -73,9 +72,7 @@ def prepare_question(question: object, max_chars: int) -> str:
     Raises:
         ValueError: one line a user can read, when nothing is left or when no letter or digit is.
     """
-    text = question if isinstance(question, str) else ""
-    text = "".join(" " if c.isspace() else c for c in text if c.isspace() or unicodedata.category(c)[0] != "C")
-    text = " ".join(text.split())[:max_chars]
+    text = clean_text(question)[:max_chars] if isinstance(question, str) else ""
     if not text:
         raise ValueError("question is empty: ask something, e.g. answer('why did Albania cut ties?')")
     if not any(c.isalnum() for c in text):
@@ -255,6 +252,10 @@ def make_chain(
             {"question": x, "search": x} if isinstance(x, str) else {"question": x["question"], "search": x["search"]}
         )
 
+    def retrieve(x: dict) -> dict:
+        with index.lock:  # the chunks and the generation they come from, read together
+            return {**x, "docs": retriever.invoke(x["search"]), "generation": index.generation}
+
     def select(x: dict) -> dict:
         evidence = score_sentences(index, x["question"], x["docs"])
         confidence = model.probability(refusal_features(index, x["search"], x["docs"], evidence))
@@ -270,9 +271,12 @@ def make_chain(
         result.searched_question = x["search"]
         return result
 
-    return (
-        RunnableLambda(unpack)
-        | RunnablePassthrough.assign(docs=lambda x: retriever.invoke(x["search"]))
-        | RunnableLambda(select)
-        | RunnableLambda(finish)
-    )
+    def decide(x: dict) -> Answer:
+        # Offsets and sentence ids belong to one generation: a build that committed since retrieval is read again,
+        # and none can swap the index while the answer is made.
+        with index.lock:
+            if x["generation"] != index.generation:
+                x = retrieve(x)
+            return finish(select(x))
+
+    return RunnableLambda(unpack) | RunnableLambda(retrieve) | RunnableLambda(decide)

@@ -69,8 +69,11 @@ def _print_answer(result) -> None:
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     """A conversation in the terminal: follow-ups are read in context; /new starts over, /quit or Ctrl-D ends."""
-    from rag import answer
+    from rag import answer, get_index
+    from rag.refusal import RefusalModel
 
+    get_index(args.index)  # a missing or mismatched index, or a bad setting, ends the chat at once (status 2)
+    RefusalModel.load(settings.refusal_model)
     history: list[dict] = []
     print("Ask in English or Arabic. /new starts a new conversation; /quit or Ctrl-D ends.", flush=True)
     while True:
@@ -146,6 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors a user can cause print one line and exit with status 2."""
     from rag.model import ModelError
+    from rag.refusal import RefusalModelError
     from rag.store import IndexError_
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -154,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return args.func(args, settings)
-    except (ValueError, FileNotFoundError, IndexError_, ModelError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, IndexError_, ModelError, RefusalModelError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         _print_err(f"error: {msg}")
         return 2

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rag.lexical import query_words
+from rag.lexical import clean_text, query_words
 
 MAX_MESSAGES = 12  # the last six turns are read; older ones are dropped
 MAX_MESSAGE_CHARS = 4000  # each message is cut to this many characters
@@ -23,14 +23,14 @@ HISTORY_FORMAT = "history must be a list of {'role': 'user' | 'assistant', 'cont
 # Words by which a question points back into the conversation.
 _EN_CUES = re.compile(
     r"^(?:and|also|so|but|what about|how about)\b|\b(?:he|she|it|its|it's|they|them|their|theirs|his|her|hers|him|"
-    r"this|that|these|those|there|then|the same|such)\b",
+    r"these|those|the same|such)\b",
     re.IGNORECASE,
 )
 _AR_CUES = re.compile(
     r"^(?:و|ف)(?:ماذا|ما|من|كم|متى|أين|اين|لماذا|هل|كيف)|(?:^|\s)(?:هو|هي|هم|هما|هن|ذلك|تلك|هذا|هذه|هؤلاء|هناك|حينها|"
     r"عنه|عنها|عنهم|منه|منها|منهم|له|لها|لهم|فيه|فيها)(?:\s|[؟?.!،]|$)"
 )
-SHORT_QUESTION_WORDS = 3  # a question with this few content words leans on the conversation
+SHORT_QUESTION_WORDS = 1  # a question with this few content words ("Why?", "And the wounded?") leans on it
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,11 @@ def leans_on_context(question: str) -> bool:
     )
 
 
-def context_question(question: str, history: list[Message]) -> str | None:
+def context_question(question: str, history: list[Message], max_chars: int = 2000) -> str | None:
     """The question with the conversation's last user question (and the one before it, when that one leaned on
-    its own context) appended; None when there is no earlier user question."""
-    earlier = [m.content.strip() for m in history if m.role == "user" and m.content.strip()]
+    its own context) appended, cut to `max_chars`; None when there is no earlier user question."""
+    earlier = [clean_text(m.content) for m in history if m.role == "user"]
+    earlier = [e for e in earlier if e]
     if earlier and earlier[-1] == question.strip():
         earlier = earlier[:-1]  # a history that already ends with this question
     if not earlier:
@@ -79,10 +80,12 @@ def context_question(question: str, history: list[Message]) -> str | None:
     context = [earlier[-1]]
     if len(earlier) > 1 and leans_on_context(earlier[-1]):
         context.insert(0, earlier[-2])
-    return f"{question} ({' '.join(context)})"
+    return f"{question} ({' '.join(context)})"[:max_chars]
 
 
-def answer_in_context(ask: Callable[[str], object], question: str, history: list[Message], head_start: float = 1.0):
+def answer_in_context(
+    ask: Callable[[str], object], question: str, history: list[Message], head_start: float = 1.0, max_chars: int = 2000
+):
     """Ask the question alone and with its context; keep the reading the refusal model finds more answerable,
     giving the context reading `head_start` when the question leans on the conversation. With the default, a
     question that leans on the conversation takes its context whenever that reading is answered at all: short
@@ -92,7 +95,7 @@ def answer_in_context(ask: Callable[[str], object], question: str, history: list
     with `confidence` and `searched_question`.
     """
     alone = ask(question)
-    expanded = context_question(question, history)
+    expanded = context_question(question, history, max_chars)
     if expanded is None:
         return alone
     with_context = ask({"question": question, "search": expanded})

@@ -224,9 +224,9 @@ def get_lexicon(folder: str | Path, cache_dir: str | Path | None = None, warn=No
         if key not in _lexicons:
             try:
                 _lexicons[key] = Lexicon.load(folder, cache_dir)
-            except LexiconMissing as exc:
+            except (LexiconMissing, OSError, ValueError, EOFError) as exc:  # missing, unreadable or damaged
                 _lexicons[key] = None
-                message = f"{exc}; English questions use dense retrieval only"
+                message = f"{exc}; English questions use names, numbers and dense retrieval only"
                 if message not in _warned:
                     _warned.add(message)
                     (warn or log.warning)(message)
@@ -237,7 +237,10 @@ def lexicon_status(folder: str | Path) -> str | None:
     """None when the dictionary is installed, else the one-line warning to show."""
     if (Path(folder) / f"{ENG_ARA}.index").is_file():
         return None
-    return f"no English-Arabic dictionary at {folder}: {INSTALL_HINT}; English questions use dense retrieval only"
+    return (
+        f"no English-Arabic dictionary at {folder}: {INSTALL_HINT}; "
+        "English questions use names, numbers and dense retrieval only"
+    )
 
 
 # -- names: a consonant skeleton shared by English spelling and Arabic script --------------------------------------
@@ -391,7 +394,7 @@ def translate_question(
     while i < len(tokens):
         word, start = tokens[i]
         if word[0].isdigit():
-            concepts.append(Concept(word, "number", [word.replace(",", "")]))
+            concepts.append(Concept(word, "number", [word.replace(",", "")]))  # Arabic news writes 1500, not 1,500
             i += 1
             continue
         found = False
@@ -412,7 +415,8 @@ def translate_question(
             continue
         translations = (lexicon.get(keys[i - 1]) or lexicon.get(low)) if lexicon is not None else []
         concept = Concept(word, "word", list(translations[:max_translations]))
-        capitalised = word[0].isupper() and start > 0
+        before = question[:start].rstrip()
+        capitalised = word[0].isupper() and bool(before) and before[-1] not in "(.?!"  # not a sentence start
         curated = lexicon is not None and keys[i - 1] in lexicon.curated
         if capitalised:
             concept.kind = "name"

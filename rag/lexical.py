@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from array import array
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
@@ -21,6 +22,12 @@ _STOPWORD_LIST = """في من على الى عن مع ان او ثم لا ما �
     يكون بين بعد قبل عند كل اي حتى اذا لكن بل كما وقد وفي ومن وعلى وان الا منذ خلال حيث ايضا
     the a an of to in on at for by with from and or is are was were be been it its this that as
     what which who whom whose why how when where did do does""".split()
+
+
+def clean_text(text: str) -> str:
+    """Control and format characters (zero-width, bidi marks) removed and whitespace collapsed."""
+    kept = (" " if c.isspace() else c for c in text if c.isspace() or unicodedata.category(c)[0] != "C")
+    return " ".join("".join(kept).split())
 
 
 def normalize_arabic(text: str) -> str:

@@ -56,8 +56,9 @@ def refusal_features(index: SearchIndex, question: str, docs: list[Document], ev
         "cross": cross,
         "cross_dense": cross * dense,
         "cross_lead": cross * lead,
-        "coverage_article": coverage(concepts, article),
-        "coverage_quote": coverage(concepts, quoted),
+        # a question with nothing to look up (only stop words) has covered nothing, not everything
+        "coverage_article": coverage(concepts, article) if concepts else 0.0,
+        "coverage_quote": coverage(concepts, quoted) if concepts else 0.0,
         "missing_corpus": missing,
         "numbers_missing_corpus": sum(not c.found_in(vocab) for c in numbers) / len(numbers) if numbers else 0.0,
         "keys_missing_article": 1.0 - coverage(concepts, article, keys_only=True),
@@ -66,7 +67,7 @@ def refusal_features(index: SearchIndex, question: str, docs: list[Document], ev
     }
 
 
-class RefusalModelError(ValueError):
+class RefusalModelError(RuntimeError):
     """The refusal model file is missing or not of this version; the message names the fix."""
 
 

@@ -65,6 +65,7 @@ class SearchIndex:
             raise IndexMissing(f"no index at {self.index_dir}: run `make index` (or `rag index`)")
         self._embedder = embedder
         self._lock = threading.RLock()
+        self.lock = self._lock  # held by a caller that must read one generation across several calls
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._concept_cache: OrderedDict[str, list[QueryConcept]] = OrderedDict()
         self._article_terms: OrderedDict[str, frozenset[str]] = OrderedDict()

@@ -61,7 +61,7 @@ def test_malformed_history_is_one_clear_error(news_index, history):
 def test_long_history_is_bounded(news_index):
     history = _history(*[("user", "x" * 10_000), ("assistant", "y")] * 50, ("user", ALBANIA), ("assistant", "…"))
     a = answer(FOLLOW_UP, index_dir=news_index, history=history)
-    assert a.found and len(a.searched_question) < 5000
+    assert a.found and len(a.searched_question) <= 2000
 
 
 def test_rag_chat_keeps_the_conversation(news_index):

@@ -247,8 +247,10 @@ def test_browser_shows_article_markup_as_text(running):
 
         page.route("**/*", guard)
         page.goto(url)
-        for turn, question in enumerate(("ماذا افتتحت بلدية دوريس؟", "ماذا قدم مزارعو الفراولة في دوريس؟"), 1):
-            expected = service.ask(question)
+        questions = ("ماذا افتتحت بلدية دوريس؟", "ماذا قدم مزارعو الفراولة في دوريس؟")
+        for turn, question in enumerate(questions, 1):
+            earlier = [{"role": "user", "content": q} for q in questions[: turn - 1]]
+            expected = service.ask(question, earlier)  # the same conversation the browser has
             assert expected.found and any("<" in c.quote for c in expected.citations), expected.text
             page.fill("#question textarea", question)
             page.click("#ask")

@@ -74,7 +74,8 @@ class ChatService:
     def ask(self, question: str, history: list[dict] | None = None) -> Answer:
         """Answer a question, reading it in the context of `history` (the messages format, oldest first)."""
         question = prepare_question(question, self.settings.max_question_chars)
-        return answer_in_context(self.chain.invoke, question, read_history(history))
+        max_chars = self.settings.max_question_chars
+        return answer_in_context(self.chain.invoke, question, read_history(history), max_chars=max_chars)
 
     def documents(self) -> list[list]:
         return [[d["title"], d["source"], d["chunks"], d["added_at"]] for d in self.index.documents()]
@@ -304,6 +305,7 @@ def launch(
     ensure_ready(settings, index, seeds)
     service = ChatService(index, seeds, settings)
     service.index.embedder  # noqa: B018 - load the model now, not on the first question
+    service.index.lexicon  # noqa: B018 - and the lexicon (parsed once, then cached as JSON)
     app, url = start_app(service, host or settings.host, port or settings.port)
     print(f"chat running at {url} (Ctrl+C to stop)", flush=True)
     if block:
