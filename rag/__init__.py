@@ -23,6 +23,7 @@ __all__ = [
     "get_index",
 ]
 
+MAX_K = 100  # chunks handed to the answerer, at most
 _lock = threading.Lock()
 _indexes: dict[Path, SearchIndex] = {}
 _chains: dict[tuple[Path, int | None], object] = {}
@@ -54,7 +55,8 @@ def answer(
         Answer with `text` (with [n] markers), `found`, `citations`, `confidence` and `searched_question`.
 
     Raises:
-        ValueError: the question is empty or whitespace, or the history is not a list of such messages.
+        ValueError: the question is empty or has no words, k is out of 1..100, or the history is not a list of
+            such messages.
         IndexMissing: no index has been built (run `make index`).
     """
     from rag.answering import make_chain, prepare_question
@@ -62,6 +64,8 @@ def answer(
 
     max_chars = Settings.from_env().max_question_chars
     question = prepare_question(question, max_chars)  # before loading anything
+    if k is not None and not (isinstance(k, int) and 1 <= k <= MAX_K):
+        raise ValueError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
     messages = read_history(history)
     index = get_index(index_dir)
     key = (index.index_dir, k)

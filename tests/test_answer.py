@@ -105,3 +105,11 @@ def test_control_and_format_characters_are_stripped_before_retrieval(seed_index)
     a = answer("\u200bwhy did\u0007 Albania\u200f cut ties?\u2066", index_dir=seed_index)
     assert a.found and a.question == "why did Albania cut ties?"
     assert any(ALBANIA_REASON in c.quote for c in a.citations)
+
+
+@pytest.mark.parametrize("k", [0, -1, 101])
+def test_k_out_of_range_is_one_clear_error(seed_index, k):
+    with pytest.raises(ValueError, match="k must be a whole number from 1 to 100"):
+        answer("why did Albania cut ties?", k=k, index_dir=seed_index)
+    out = _rag("ask", "why did Albania cut ties?", "-k", str(k), "--index", str(seed_index))
+    assert out.returncode == 2 and out.stderr.startswith("error: k must be") and "Traceback" not in out.stderr
