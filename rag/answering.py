@@ -14,7 +14,7 @@ from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag.crosslingual import coverage
-from rag.lexical import analyze, clean_text
+from rag.lexical import analyze, strip_controls
 from rag.refusal import RefusalModel, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual, latin_share
 
@@ -72,7 +72,7 @@ def prepare_question(question: object, max_chars: int) -> str:
     Raises:
         ValueError: one line a user can read, when nothing is left or when no letter or digit is.
     """
-    text = clean_text(question)[:max_chars] if isinstance(question, str) else ""
+    text = strip_controls(question)[:max_chars] if isinstance(question, str) else ""
     if not text:
         raise ValueError("question is empty: ask something, e.g. answer('why did Albania cut ties?')")
     if not any(c.isalnum() for c in text):

@@ -174,8 +174,12 @@ def read_articles(seeds_dir: str | Path) -> tuple[list[Article], list[str]]:
         raise FileNotFoundError(f"no seeds folder at {seeds_dir}: create it and put .txt/.md/.jsonl articles in it")
     articles: dict[str, Article] = {}
     warnings: list[str] = []
+    root = seeds_dir.resolve()
     for path in seed_files(seeds_dir):
         source = path.relative_to(seeds_dir).as_posix()
+        if path.is_symlink() or not path.resolve().is_relative_to(root):  # never read what lies outside seeds/
+            warnings.append(f"{source}: a symbolic link (or a path outside the seeds folder), skipped")
+            continue
         try:
             data = path.read_bytes()
             items = parse_jsonl(data, source) if path.suffix.lower() == BULK_SUFFIX else [parse_text_file(data, source)]

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rag.lexical import clean_text, query_words
+from rag.lexical import query_words, strip_controls
 
 MAX_MESSAGES = 12  # the last six turns are read; older ones are dropped
 MAX_MESSAGE_CHARS = 4000  # each message is cut to this many characters
@@ -71,7 +71,7 @@ def leans_on_context(question: str) -> bool:
 def context_question(question: str, history: list[Message], max_chars: int = 2000) -> str | None:
     """The question with the conversation's last user question (and the one before it, when that one leaned on
     its own context) appended, cut to `max_chars`; None when there is no earlier user question."""
-    earlier = [clean_text(m.content) for m in history if m.role == "user"]
+    earlier = [strip_controls(m.content) for m in history if m.role == "user"]
     earlier = [e for e in earlier if e]
     if earlier and earlier[-1] == question.strip():
         earlier = earlier[:-1]  # a history that already ends with this question

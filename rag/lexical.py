@@ -24,7 +24,7 @@ _STOPWORD_LIST = """في من على الى عن مع ان او ثم لا ما �
     what which who whom whose why how when where did do does""".split()
 
 
-def clean_text(text: str) -> str:
+def strip_controls(text: str) -> str:
     """Control and format characters (zero-width, bidi marks) removed and whitespace collapsed."""
     kept = (" " if c.isspace() else c for c in text if c.isspace() or unicodedata.category(c)[0] != "C")
     return " ".join("".join(kept).split())

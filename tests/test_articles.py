@@ -88,3 +88,15 @@ def test_chunks_are_whole_sentences_with_overlap_and_exact_offsets():
     for ch in chunks:
         assert ch.start == sentences[ch.first_sentence].start and ch.end == sentences[ch.last_sentence].end
         assert ch.end - ch.start <= 400 or ch.first_sentence == ch.last_sentence
+
+
+def test_symlinks_are_skipped_with_a_warning(tmp_path):
+    outside = tmp_path / "secret.txt"
+    outside.write_text("سر\nهذا نص خارج مجلد المقالات ولا يجوز أن يفهرس.\n", encoding="utf-8")
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "real.txt").write_text("خبر\nنص مقال حقيقي في مجلد المقالات.\n", encoding="utf-8")
+    (seeds / "link.txt").symlink_to(outside)
+    articles, warnings = read_articles(seeds)
+    assert [a.source for a in articles] == ["real.txt"]
+    assert any(w.startswith("link.txt: a symbolic link") for w in warnings)
