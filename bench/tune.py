@@ -48,7 +48,7 @@ def tune_evidence(root: Path, settings: Settings, emb: Embedder, work: Path, n: 
         "arcd-train": ("arcd-index", sample(train, n)),
     }
     grid = [
-        (EvidenceWeights(s, 1 - s, o, t), m)
+        (EvidenceWeights(sentence=s, chunk=1 - s, overlap=o, answer_type=t), m)
         for s in (0.7, 0.85)
         for o in (0.0, 0.1)
         for t in (0.0, 0.02, 0.03, 0.05)
@@ -60,7 +60,7 @@ def tune_evidence(root: Path, settings: Settings, emb: Embedder, work: Path, n: 
         retrieved = [(q, retriever.invoke(q.text)) for q in qs]
         rows = []
         for w, margin in grid:
-            answerer = ExtractiveAnswerer(index.article_text, -1.0, -1.0, settings.max_sentences, margin)
+            answerer = ExtractiveAnswerer(index.article_text, settings.max_sentences, margin)
             hit = first = 0
             for q, docs in retrieved:
                 a = answerer(q.text, docs, score_sentences(index, q.text, docs, w))
