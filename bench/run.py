@@ -48,7 +48,6 @@ TARGETS = {
     ("XQuAD ar->ar", "R@1"): 0.93,
     ("ARCD-test ar->ar", "R@1"): 0.75,
 }
-ROOT_DATA = Path("../shared")  # set by main() from --shared
 
 
 def log(msg: str) -> None:
@@ -113,7 +112,7 @@ def build(seeds: Path, index_dir: Path, settings: Settings, embedder: Embedder):
         return build_index(seeds, index_dir, settings=settings, embedder=embedder, rebuild=True, progress=True)
 
 
-def refusal(work: Path, settings: Settings, embedder: Embedder, contexts, titles, en, ar, quick: bool) -> dict:
+def refusal(root: Path, settings: Settings, embedder: Embedder, titles, en, ar, quick: bool) -> dict:
     """Index half the XQuAD articles; questions about the other half should be refused.
 
     The refusal model was fitted on the questions about quarters 0 and 1 of the articles (`bench.calibrate`); this
@@ -122,7 +121,7 @@ def refusal(work: Path, settings: Settings, embedder: Embedder, contexts, titles
     quarter = xquad_quarter(titles)
     out = {}
     for split, swapped in (("", False), (" (swapped halves)", True)):
-        index_dir, indexed = xquad_split_index(ROOT_DATA, settings, embedder, swapped)
+        index_dir, indexed = xquad_split_index(root, settings, embedder, swapped)
         index = SearchIndex(index_dir, settings, embedder=embedder)
         chain, model, retriever = (
             make_chain(index),
@@ -535,8 +534,6 @@ def main(argv: list[str] | None = None) -> int:
     except DataMissing as exc:
         print(exc.code, file=sys.stderr)
         return 2
-    global ROOT_DATA
-    ROOT_DATA = root
     t_start = time.perf_counter()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -586,7 +583,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"answers: {name}")
         results["answers"][name] = answer_metrics(index, qs)
     log("refusal")
-    results["refusal"] = refusal(work, settings, embedder, contexts, titles, en, ar, args.quick)
+    results["refusal"] = refusal(root, settings, embedder, titles, en, ar, args.quick)
     log("news: the dev set's test half")
     results["news"] = news(work, root, settings, embedder)
     results["speed"] = {} if args.skip_speed else speed(work, root, settings, embedder, args.quick)
