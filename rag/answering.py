@@ -157,7 +157,8 @@ def score_sentences(
 
 
 class ExtractiveAnswerer:
-    """The default, offline answerer: quotes the best one to three sentences with [n] markers.
+    """The default, offline answerer: quotes the best sentences (at most five, in at most three citations) with [n]
+    markers.
 
     It is called only when the refusal model (`rag.refusal`) judged the question answerable.
     """

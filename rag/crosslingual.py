@@ -30,6 +30,7 @@ LEXICON_VERSION = 1  # bump when the parsed form changes: the JSON cache is keye
 ENG_ARA = "freedict-eng-ara"
 ARA_ENG = "freedict-ara-eng"
 PHRASES = Path(__file__).with_name("data") / "news_terms_en_ar.tsv"
+FALLBACK = "English questions use names, numbers and dense retrieval only"
 INSTALL_HINT = (
     "install Debian's dict-freedict-eng-ara (`apt-get install dict-freedict-eng-ara`, or `make install` as root)"
 )
@@ -70,8 +71,12 @@ class QueryConcept:
     source: str
     kind: str
     alternatives: list[list[frozenset[str]]]
-    bm25: list[list[str]]  # per alternative, its BM25 terms (its words' stems)
     weight: float  # IDF of the concept in the corpus; the largest possible IDF when no alternative occurs in it
+
+    @property
+    def bm25(self) -> list[list[str]]:
+        """Per alternative, its BM25 terms: its words' stems (their 3-grams matched noise: bench.calibrate)."""
+        return [sorted(frozenset().union(*alt)) for alt in self.alternatives]
 
     @property
     def key(self) -> bool:
@@ -142,9 +147,8 @@ def _read_terms() -> list[tuple[str, list[str]]]:
 class Lexicon:
     """English key (lemmatised, lower case) -> Arabic translations, best first."""
 
-    def __init__(self, entries: dict[str, list[str]], source: str = "") -> None:
+    def __init__(self, entries: dict[str, list[str]]) -> None:
         self.entries = entries
-        self.source = source
         self.curated = frozenset(english_key(e) for e, _ in _read_terms())  # the project's own news terms
         self.max_phrase = max((k.count(" ") + 1 for k in entries), default=1)
 
@@ -158,8 +162,6 @@ class Lexicon:
     def from_dictd(cls, folder: Path) -> Lexicon:
         """Parse FreeDict eng-ara (and ara-eng, inverted, when present) plus the project's phrase list."""
         eng_ara = folder / ENG_ARA
-        if not eng_ara.with_name(ENG_ARA + ".index").is_file():
-            raise LexiconMissing(f"no English-Arabic dictionary at {folder}: {INSTALL_HINT}")
         entries: dict[str, list[str]] = defaultdict(list)
 
         def add(english: str, arabic: str) -> None:
@@ -179,15 +181,14 @@ class Lexicon:
             for head, glosses in read_dictd(ara_eng):
                 for g in glosses:
                     add(g, head.split(" /")[0])
-        return cls(dict(entries), str(folder))
+        return cls(dict(entries))
 
     @classmethod
     def load(cls, folder: str | Path, cache_dir: str | Path | None = None) -> Lexicon:
         """The lexicon of the dictd files in `folder`, from a JSON cache when it is up to date."""
         folder = Path(folder)
-        index_file = folder / f"{ENG_ARA}.index"
-        if not index_file.is_file():
-            raise LexiconMissing(f"no English-Arabic dictionary at {folder}: {INSTALL_HINT}")
+        if (missing := lexicon_status(folder)) is not None:
+            raise LexiconMissing(missing)
         stamp = [LEXICON_VERSION, PHRASES.read_text(encoding="utf-8")]
         for name in (ENG_ARA, ARA_ENG):
             for suffix in (".index", ".dict.dz"):
@@ -197,7 +198,7 @@ class Lexicon:
         cache = Path(cache_dir) / f"lexicon-{digest}.json" if cache_dir else None
         if cache is not None and cache.is_file():
             try:
-                return cls(json.loads(cache.read_text(encoding="utf-8")), str(folder))
+                return cls(json.loads(cache.read_text(encoding="utf-8")))
             except (OSError, ValueError):
                 log.warning("lexicon cache %s is unreadable: parsing the dictionary again", cache)
         lexicon = cls.from_dictd(folder)
@@ -226,7 +227,7 @@ def get_lexicon(folder: str | Path, cache_dir: str | Path | None = None, warn=No
                 _lexicons[key] = Lexicon.load(folder, cache_dir)
             except (LexiconMissing, OSError, ValueError, EOFError) as exc:  # missing, unreadable or damaged
                 _lexicons[key] = None
-                message = f"{exc}; English questions use names, numbers and dense retrieval only"
+                message = str(exc) if isinstance(exc, LexiconMissing) else f"{exc}; {FALLBACK}"
                 if message not in _warned:
                     _warned.add(message)
                     (warn or log.warning)(message)
@@ -237,10 +238,7 @@ def lexicon_status(folder: str | Path) -> str | None:
     """None when the dictionary is installed, else the one-line warning to show."""
     if (Path(folder) / f"{ENG_ARA}.index").is_file():
         return None
-    return (
-        f"no English-Arabic dictionary at {folder}: {INSTALL_HINT}; "
-        "English questions use names, numbers and dense retrieval only"
-    )
+    return f"no English-Arabic dictionary at {folder}: {INSTALL_HINT}; {FALLBACK}"
 
 
 # -- names: a consonant skeleton shared by English spelling and Arabic script --------------------------------------
@@ -351,8 +349,9 @@ class NameMatcher:
     def match(self, name: str, limit: int = 3, min_score: float = 1.3) -> list[str]:
         """Arabic spellings in the corpus of an English (or French, ...) name, best first."""
         english = name.lower()
+        letters, skeletons = re.sub(r"[^a-z]", "", english), english_skeletons(english)
         candidates: set[str] = set()
-        for key in english_skeletons(english):
+        for key in skeletons:
             if len(key) < 2:
                 continue
             candidates |= self.by_skeleton.get(key, set())
@@ -361,8 +360,8 @@ class NameMatcher:
                     candidates |= self.by_skeleton.get(key[:i] + key[i + 1 :], set())
         scored = []
         for c in candidates:
-            sim = SequenceMatcher(None, re.sub(r"[^a-z]", "", english), _sound(c)).ratio()
-            sim_skeleton = max(SequenceMatcher(None, k, arabic_skeleton(c)).ratio() for k in english_skeletons(english))
+            sim = SequenceMatcher(None, letters, _sound(c)).ratio()
+            sim_skeleton = max(SequenceMatcher(None, k, arabic_skeleton(c)).ratio() for k in skeletons)
             scored.append((sim + sim_skeleton, self.counts.get(c, 0), c))
         scored.sort(reverse=True)
         if not scored or scored[0][0] < min_score:

@@ -48,8 +48,6 @@ def refusal_features(index: SearchIndex, question: str, docs: list[Document], ev
     else:
         article = quoted = frozenset()
     numbers = [c for c in concepts if c.kind == "number"]
-    total = sum(c.weight for c in concepts)
-    missing = sum(c.weight for c in concepts if not c.found_in(vocab)) / total if total > 0 else 0.0
     return {
         "dense": dense,
         "lead": lead,
@@ -59,7 +57,7 @@ def refusal_features(index: SearchIndex, question: str, docs: list[Document], ev
         # a question with nothing to look up (only stop words) has covered nothing, not everything
         "coverage_article": coverage(concepts, article) if concepts else 0.0,
         "coverage_quote": coverage(concepts, quoted) if concepts else 0.0,
-        "missing_corpus": missing,
+        "missing_corpus": 1.0 - coverage(concepts, vocab),
         "numbers_missing_corpus": sum(not c.found_in(vocab) for c in numbers) / len(numbers) if numbers else 0.0,
         "keys_missing_article": 1.0 - coverage(concepts, article, keys_only=True),
         "keys_missing_quote": 1.0 - coverage(concepts, quoted, keys_only=True),
@@ -89,9 +87,6 @@ class RefusalModel:
             for name, m, s, c in zip(self.features, self.mean, self.scale, self.coef, strict=True)
         )
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
-
-    def answerable(self, features: dict[str, float]) -> bool:
-        return self.probability(features) >= self.threshold
 
     def to_json(self) -> str:
         return json.dumps(

@@ -64,8 +64,7 @@ class SearchIndex:
         if not (self.index_dir / DB_NAME).is_file():
             raise IndexMissing(f"no index at {self.index_dir}: run `make index` (or `rag index`)")
         self._embedder = embedder
-        self._lock = threading.RLock()
-        self.lock = self._lock  # held by a caller that must read one generation across several calls
+        self.lock = threading.RLock()  # also held by a caller that must read one generation across several calls
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._concept_cache: OrderedDict[str, list[QueryConcept]] = OrderedDict()
         self._article_terms: OrderedDict[str, frozenset[str]] = OrderedDict()
@@ -113,7 +112,7 @@ class SearchIndex:
 
     def refresh(self) -> bool:
         """Reload when another process (or the web chat's upload) has committed a newer build."""
-        with self._lock:
+        with self.lock:
             try:
                 gen = self.conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
             except sqlite3.Error:
@@ -127,7 +126,7 @@ class SearchIndex:
 
     @property
     def embedder(self) -> Embedder:
-        with self._lock:
+        with self.lock:
             if self._embedder is None:
                 self._embedder = Embedder(str(self.settings.model), self.settings.precision)
             return self._embedder
@@ -137,7 +136,7 @@ class SearchIndex:
 
     # -- reading -------------------------------------------------------------------------------------
     def query_vector(self, question: str) -> np.ndarray:
-        with self._lock:
+        with self.lock:
             if question in self._query_cache:
                 self._query_cache.move_to_end(question)
                 return self._query_cache[question]
@@ -147,7 +146,7 @@ class SearchIndex:
             # 0.770 to 0.784 and made answerable and unanswerable questions easier to tell apart.
             vec = vec - self.settings.query_centering * self.embedder.english_question_centroid()
             vec = (vec / np.linalg.norm(vec)).astype(np.float32)
-        with self._lock:
+        with self.lock:
             self._query_cache[question] = vec
             while len(self._query_cache) > 256:
                 self._query_cache.popitem(last=False)
@@ -160,7 +159,7 @@ class SearchIndex:
 
     def name_matcher(self) -> NameMatcher:
         """The index's Arabic words by consonant skeleton, built on the first Latin-script question of a generation."""
-        with self._lock:
+        with self.lock:
             if self._names is None:
                 rows = self.conn.execute("SELECT title || ' ' || text FROM documents")
                 self._names = NameMatcher.from_texts(r[0] for r in rows)
@@ -172,7 +171,7 @@ class SearchIndex:
     def concepts(self, question: str) -> list[QueryConcept]:
         """The question as concepts with Arabic alternatives: translated when it is in Latin script (see
         `rag.crosslingual`), else one concept per content word."""
-        with self._lock:
+        with self.lock:
             if question in self._concept_cache:
                 return self._concept_cache[question]
             if is_cross_lingual(question):
@@ -192,24 +191,23 @@ class SearchIndex:
             return concepts
 
     def _query_concept(self, concept: Concept) -> QueryConcept:
-        alternatives, bm25, weights = [], [], []
+        alternatives, weights = [], []
         for alt in concept.alternatives:
             words = [frozenset(analyze(w)) for w in query_words(alt)]
             if not words or not all(words):
                 continue
             alternatives.append(words)
-            bm25.append(analyze(alt))  # stems only: 3-grams of dictionary forms matched noise (bench.calibrate)
             idf = [
                 max((self.bm25.idf[self.bm25.vocab[t]] for t in w if t in self.bm25.vocab), default=0.0) for w in words
             ]
             if min(idf) > 0:
                 weights.append(float(np.mean(idf)))
         top_idf = float(np.log1p((self.bm25.n_docs + 0.5) / 0.5))  # a term in no document
-        return QueryConcept(concept.source, concept.kind, alternatives, bm25, max(weights) if weights else top_idf)
+        return QueryConcept(concept.source, concept.kind, alternatives, max(weights) if weights else top_idf)
 
     def article_terms(self, doc_id: str) -> frozenset[str]:
         """The stem terms of an article (title and text), for checking which question concepts it holds."""
-        with self._lock:
+        with self.lock:
             if doc_id not in self._article_terms:
                 self._article_terms[doc_id] = frozenset(
                     analyze(f"{self.titles.get(doc_id, '')}\n{self.article_text(doc_id)}")
@@ -240,7 +238,7 @@ class SearchIndex:
 
     def article_text(self, doc_id: str) -> str:
         """The cleaned article text that citation offsets point into."""
-        with self._lock:
+        with self.lock:
             if doc_id in self._texts:
                 self._texts.move_to_end(doc_id)
                 return self._texts[doc_id]
@@ -254,7 +252,7 @@ class SearchIndex:
 
     def documents(self) -> list[dict]:
         """Title, source, chunk count and date added of every indexed article."""
-        with self._lock:
+        with self.lock:
             rows = self.conn.execute(
                 "SELECT doc_id, title, source, n_chunks, added_at FROM documents ORDER BY added_at, source"
             ).fetchall()
@@ -262,12 +260,12 @@ class SearchIndex:
 
     def span_vectors(self, chunk_id: int) -> np.ndarray:
         h = self.chunk_hash[self.row_of[chunk_id]]
-        with self._lock:
+        with self.lock:
             (blob,) = self.conn.execute("SELECT spans FROM embeddings WHERE embed_hash = ?", (h,)).fetchone()
         return np.frombuffer(blob, dtype=np.float16).astype(np.float32).reshape(-1, self.vectors.d)
 
     def sentence_spans(self, doc_id: str, first: int, last: int) -> list[tuple[int, int]]:
-        with self._lock:
+        with self.lock:
             return self.conn.execute(
                 "SELECT start, end FROM sentences WHERE doc_id = ? AND ord BETWEEN ? AND ? ORDER BY ord",
                 (doc_id, first, last),
@@ -283,7 +281,7 @@ class SearchIndex:
         """
         self.refresh()
         k = k or self.settings.top_k
-        with self._lock:
+        with self.lock:
             n = len(self.chunk_ids)
             if n == 0:
                 return []

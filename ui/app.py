@@ -73,8 +73,8 @@ class ChatService:
 
     def ask(self, question: str, history: list[dict] | None = None) -> Answer:
         """Answer a question, reading it in the context of `history` (the messages format, oldest first)."""
-        question = prepare_question(question, self.settings.max_question_chars)
         max_chars = self.settings.max_question_chars
+        question = prepare_question(question, max_chars)
         return answer_in_context(self.chain.invoke, question, read_history(history), max_chars=max_chars)
 
     def documents(self) -> list[list]:
