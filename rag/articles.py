@@ -29,6 +29,10 @@ KNOWN_FOOTERS = (
     "Share this article",
 )
 
+MAX_LINE_CHARS = 2_000_000  # a .jsonl line longer than this is refused before parsing
+MAX_NESTING = 20  # an article record is flat; deeper JSON is refused before parsing
+_FIELDS = ("id", "title", "text", "url", "date")
+
 _B64_TOKEN = re.compile(r"^[A-Za-z0-9+/_-]{16,}={0,2}$")
 _URL_TOKEN = re.compile(r"^(https?://|www\.)\S+$", re.IGNORECASE)
 
@@ -128,25 +132,67 @@ def parse_text_file(data: bytes, source: str) -> Article:
     return make_article(source, title, body, source)
 
 
+def _nesting(line: str) -> int:
+    """How deep the brackets of a JSON line go (brackets inside strings counted too: an upper bound)."""
+    if line.count("[") + line.count("{") <= MAX_NESTING:
+        return 0  # cannot be deeper than the bound; skip the scan
+    depth = deepest = 0
+    for ch in line:
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def read_record(line: str) -> tuple[str, str, str, str, str]:
+    """id, title, text, url and date of one .jsonl line; ValueError saying what is wrong with it."""
+    if len(line) > MAX_LINE_CHARS:
+        raise ValueError(f"line of {len(line):,} characters is over the {MAX_LINE_CHARS:,} bound")
+    if _nesting(line) > MAX_NESTING:
+        raise ValueError(f"JSON nested deeper than {MAX_NESTING} levels")
+    rec = json.loads(line)
+    if not isinstance(rec, dict):
+        raise ValueError("not a JSON object")
+    for key in ("id", "text"):
+        if key not in rec:
+            raise ValueError(f'no "{key}" field')
+    values = []
+    for key in _FIELDS:
+        value = rec.get(key)
+        if value is None and key not in ("id", "text"):
+            value = ""
+        if not isinstance(value, str):
+            raise ValueError(f'"{key}" must be a string, not {type(value).__name__}')
+        values.append(value)
+    if not values[0].strip():
+        raise ValueError('empty "id"')
+    return tuple(values)  # type: ignore[return-value]
+
+
 def parse_jsonl(data: bytes, source: str) -> Iterator[Article | SkippedInput]:
-    """Articles of a bulk file, one JSON object a line: id, title, text, optional url and date."""
+    """Articles of a bulk file, one JSON object a line: "id", "title", "text", optional "url" and "date", all strings.
+
+    A line that is not such a record, or repeats an id of an earlier line, is yielded as SkippedInput naming its line.
+    """
     text = decode_text(data, source)
+    first_line: dict[str, int] = {}
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{source}:{lineno}"
         try:
-            rec = json.loads(line)
-            if not isinstance(rec, dict):
-                raise ValueError("not an object")
-            rid, title, body = str(rec["id"]), str(rec.get("title") or ""), str(rec["text"])
-        except (ValueError, KeyError) as exc:
+            rid, title, body, url, date = read_record(line)
+        except (ValueError, RecursionError) as exc:
             yield SkippedInput(f"{where}: not an article record ({exc})")
             continue
+        if rid in first_line:
+            yield SkippedInput(f"{where}: duplicate id {rid!r} (first on line {first_line[rid]})")
+            continue
+        first_line[rid] = lineno
         try:
-            yield make_article(
-                f"{source}#{rid}", title, body, source, str(rec.get("url") or ""), str(rec.get("date") or "")
-            )
+            yield make_article(f"{source}#{rid}", title, body, source, url, date)
         except SkippedInput as exc:
             yield SkippedInput(f"{where}: {exc}")
 
@@ -163,8 +209,9 @@ def seed_files(seeds_dir: Path) -> list[Path]:
     )
 
 
-def read_articles(seeds_dir: str | Path) -> tuple[list[Article], list[str]]:
-    """All readable articles under `seeds_dir`, and one warning line per input that was skipped.
+def read_articles(seeds_dir: str | Path, files: list[Path] | None = None) -> tuple[list[Article], list[str]]:
+    """All readable articles under `seeds_dir` (or in `files`, as listed by `seed_files`), and one warning line per
+    input that was skipped.
 
     Raises:
         FileNotFoundError: when `seeds_dir` does not exist.
@@ -175,7 +222,7 @@ def read_articles(seeds_dir: str | Path) -> tuple[list[Article], list[str]]:
     articles: dict[str, Article] = {}
     warnings: list[str] = []
     root = seeds_dir.resolve()
-    for path in seed_files(seeds_dir):
+    for path in seed_files(seeds_dir) if files is None else files:
         source = path.relative_to(seeds_dir).as_posix()
         if path.is_symlink() or not path.resolve().is_relative_to(root):  # never read what lies outside seeds/
             warnings.append(f"{source}: a symbolic link (or a path outside the seeds folder), skipped")

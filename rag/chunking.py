@@ -30,24 +30,36 @@ def _is_abbreviation(text: str, dot: int) -> bool:
     return token in ABBREVIATIONS or len(token) == 1  # single initials: "J. Smith"
 
 
-def split_sentences(text: str) -> list[Span]:
-    """Sentence spans of `text`, trimmed of surrounding whitespace; `text[s.start:s.end]` is the sentence."""
+def split_sentences(text: str, max_chars: int | None = None) -> list[Span]:
+    """Sentence spans of `text`, trimmed of surrounding whitespace; `text[s.start:s.end]` is the sentence.
+
+    With `max_chars`, a longer "sentence" (a run-on line, a table, a page with no full stops) is cut into
+    pieces of at most `max_chars`, at the last whitespace before the bound, or at the bound when there is none.
+    """
     spans: list[Span] = []
     start = 0
     for m in _END.finditer(text):
         if m.group() == "." and _is_abbreviation(text, m.start()):
             continue
-        _add(text, start, m.end(), spans)
+        _add(text, start, m.end(), spans, max_chars)
         start = m.end()
-    _add(text, start, len(text), spans)
+    _add(text, start, len(text), spans, max_chars)
     return spans
 
 
-def _add(text: str, start: int, end: int, spans: list[Span]) -> None:
+def _add(text: str, start: int, end: int, spans: list[Span], max_chars: int | None) -> None:
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
+    while max_chars and end - start > max_chars:
+        cut = start + max_chars
+        space = max((text.rfind(ws, start + max_chars // 2, cut + 1) for ws in (" ", "\n", "\t")), default=-1)
+        cut = space if space > start else cut
+        _add(text, start, cut, spans, None)
+        start = cut
+        while start < end and text[start].isspace():
+            start += 1
     if end > start:
         spans.append(Span(start, end))
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         settings=settings,
         progress=not args.quiet,
         on_warning=lambda line: _print_err(f"warning: {line}"),
+        yes=args.yes,
     )
     print(f"index {args.index or settings.index_dir}: {stats.summary()}")
     from rag.crosslingual import lexicon_status
@@ -102,7 +104,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from ui.app import serve
 
-    serve(host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds)
+    serve(host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds, read_only=args.read_only)
     return 0
 
 
@@ -122,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
     p.add_argument("--rebuild", action="store_true", help="start from scratch (after changing model or chunking)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--yes", action="store_true", help="index even more than RAG_MAX_SEED_FILES new files")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer a question with numbered citations")
@@ -142,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default: RAG_PORT or 7860)")
     p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
     p.add_argument("--seeds", help="articles folder uploads go to (default: RAG_SEEDS_DIR or seeds/)")
+    p.add_argument(
+        "--read-only", action="store_true", help="no uploads: the Corpus upload is hidden and refused server-side"
+    )
     p.set_defaults(func=cmd_serve)
     return parser
 
@@ -161,6 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, IndexError_, ModelError, RefusalModelError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         _print_err(f"error: {msg}")
+        return 2
+    except sqlite3.Error as exc:
+        _print_err(f"error: the index database failed ({exc}): run `rag index` to check and repair it")
+        return 2
+    except OSError as exc:  # permissions, a full disk, a path that is not what it should be
+        where = f" {exc.filename}" if exc.filename else ""
+        _print_err(f"error: {exc.strerror or exc}:{where} (check the path and its permissions)")
         return 2
     except KeyboardInterrupt:
         _print_err("interrupted: the previous index is unchanged; run the command again to finish")

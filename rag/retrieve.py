@@ -8,7 +8,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-import faiss
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -19,7 +18,17 @@ from rag.crosslingual import Concept, Lexicon, NameMatcher, QueryConcept, get_le
 from rag.embed import Embedder, model_fingerprint
 from rag.lexical import BM25, analyze, bm25_terms, query_words
 from rag.settings import Settings
-from rag.store import DB_NAME, IndexMissing, check_compatible, connect, expected_meta, read_meta
+from rag.store import (
+    DB_NAME,
+    IndexError_,
+    IndexMissing,
+    check_compatible,
+    connect_readonly,
+    damaged,
+    expected_meta,
+    read_faiss,
+    read_meta,
+)
 
 
 @dataclass
@@ -74,16 +83,31 @@ class SearchIndex:
 
     # -- loading -------------------------------------------------------------------------------------
     def _load(self) -> None:
-        conn = connect(self.index_dir / DB_NAME)
+        conn = connect_readonly(self.index_dir / DB_NAME)
+        try:
+            self._read(conn)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise damaged(self.index_dir, exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+
+    def _read(self, conn: sqlite3.Connection) -> None:
         meta = read_meta(conn)
         if not meta.get("faiss_file"):
             raise IndexMissing(f"index at {self.index_dir} is incomplete: run `make index` (or `rag index`)")
         fingerprint = self._embedder.fingerprint if self._embedder else model_fingerprint(str(self.settings.model))
         check_compatible(meta, expected_meta(self.settings, fingerprint), self.index_dir)
-        vectors = faiss.read_index(str(self.index_dir / meta["faiss_file"]))
+        vectors = read_faiss(self.index_dir / meta["faiss_file"], self.index_dir)
         rows = conn.execute(
             "SELECT id, doc_id, start, end, first_sentence, last_sentence, embed_hash FROM chunks ORDER BY id"
         ).fetchall()
+        if vectors.ntotal != len(rows):
+            raise IndexError_(
+                f"the vector file of the index at {self.index_dir} does not match its database: "
+                "run `rag index` to repair it"
+            )
         docs = conn.execute("SELECT doc_id, title, source FROM documents ORDER BY doc_id").fetchall()
         self.conn = conn
         self.meta = meta
@@ -249,6 +273,11 @@ class SearchIndex:
             while len(self._texts) > 64:
                 self._texts.popitem(last=False)
             return row[0]
+
+    def content_sources(self) -> list[tuple[str, str]]:
+        """(content hash, source file) of every indexed article: what an upload is checked against."""
+        with self.lock:
+            return self.conn.execute("SELECT content_hash, source FROM documents ORDER BY source").fetchall()
 
     def documents(self) -> list[dict]:
         """Title, source, chunk count and date added of every indexed article."""

@@ -37,6 +37,10 @@ class Settings:
     max_quoted: int = 5  # RAG_MAX_QUOTED: sentences quoted in an answer, at most
     max_question_chars: int = 2000  # RAG_MAX_QUESTION_CHARS: longer questions are truncated
     max_upload_bytes: int = 2_000_000  # RAG_MAX_UPLOAD_BYTES: per uploaded file in the web chat
+    max_upload_articles: int = 2000  # RAG_MAX_UPLOAD_ARTICLES: articles in one upload of the web chat, at most
+    max_queued_uploads: int = 2  # RAG_MAX_QUEUED_UPLOADS: uploads waiting while one is indexed; more are refused
+    max_seed_files: int = 10_000  # RAG_MAX_SEED_FILES: more new files in seeds/ need `rag index --yes`
+    auth: str = ""  # RAG_AUTH: user:password; required (or --read-only) to serve beyond 127.0.0.1
     host: str = "127.0.0.1"  # RAG_HOST
     port: int = 7860  # RAG_PORT
 

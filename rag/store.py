@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,7 +20,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.articles import Article, content_hash, read_articles
+from rag.articles import Article, content_hash, read_articles, seed_files
 from rag.chunking import chunk_sentences, split_sentences
 from rag.embed import Embedder, batched_by_length, model_fingerprint
 from rag.lexical import bm25_terms
@@ -28,7 +28,7 @@ from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 3  # 2: BM25 terms per article (was per chunk); 3: plus character 3-grams
+FORMAT_VERSION = 4  # 2: BM25 terms per article (was per chunk); 3: plus character 3-grams; 4: long sentences cut
 DB_NAME = "rag.sqlite"
 MANIFEST = "manifest.json"
 _BUILD_KEYS = ("model_hash", "chunk_chars", "chunk_overlap")  # what the stored vectors depend on
@@ -84,11 +84,85 @@ class BuildStats:
         )
 
 
+# Folders that are never a seeds folder: indexing them would read the whole system.
+SYSTEM_DIRS = frozenset(
+    Path(p)
+    for p in (
+        "/",
+        "/bin",
+        "/boot",
+        "/dev",
+        "/etc",
+        "/home",
+        "/lib",
+        "/lib64",
+        "/opt",
+        "/proc",
+        "/root",
+        "/run",
+        "/sbin",
+        "/srv",
+        "/sys",
+        "/tmp",
+        "/usr",
+        "/var",
+    )
+)
+
+
 def connect(db_path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    """A connection for building: WAL journal (readers keep their snapshot while a build writes)."""
+    try:
+        conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except sqlite3.Error as exc:
+        raise damaged(db_path.parent, exc) from exc
     return conn
+
+
+def connect_readonly(db_path: Path) -> sqlite3.Connection:
+    """A connection for queries that never writes, so a read-only index folder can be queried.
+
+    SQLite needs to create the WAL's shared-memory file next to the database; where the folder cannot be
+    written it is opened as immutable (it cannot change while nobody can write it).
+    """
+    uri = db_path.resolve().as_uri()
+    for mode in ("?mode=ro", "?mode=ro&immutable=1"):
+        try:
+            conn = sqlite3.connect(uri + mode, uri=True, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("SELECT COUNT(*) FROM meta").fetchone()
+            return conn
+        except sqlite3.OperationalError as exc:
+            if "unable to open" not in str(exc) and "readonly" not in str(exc):
+                raise damaged(db_path.parent, exc) from exc
+        except sqlite3.DatabaseError as exc:
+            raise damaged(db_path.parent, exc) from exc
+    raise IndexError_(f"cannot read the index database {db_path}: check its permissions")
+
+
+def damaged(index_dir: Path, exc: BaseException | str) -> IndexError_:
+    """The one-line error for an index whose database cannot be read (or is busy)."""
+    if "locked" in str(exc):
+        return IndexError_(f"the index at {index_dir} is busy (another build is writing it): try again when it ends")
+    return IndexError_(
+        f"the index database at {index_dir} is damaged or unreadable ({exc}): "
+        f"move the folder away and run `rag index` to build it again"
+    )
+
+
+def read_faiss(path: Path, index_dir: Path) -> faiss.Index:
+    """The FAISS file of an index, or a one-line error naming the repair (which needs no re-embedding)."""
+    if not path.is_file():
+        raise IndexError_(
+            f"the vector file {path.name} of the index at {index_dir} is missing: run `rag index` to repair it"
+        )
+    try:
+        return faiss.read_index(str(path))
+    except RuntimeError as exc:
+        raise IndexError_(
+            f"the vector file {path.name} of the index at {index_dir} is damaged: run `rag index` to repair it"
+        ) from exc
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
@@ -141,8 +215,13 @@ class _PlannedChunk:
     embed_hash: str
 
 
+def max_sentence_chars(settings: Settings) -> int:
+    """The longest sentence kept whole: twice the chunk size, so no chunk (nor quote) is much over RAG_CHUNK_CHARS."""
+    return 2 * settings.chunk_chars
+
+
 def plan_chunks(article: Article, settings: Settings, fingerprint: str):
-    sentences = split_sentences(article.text)
+    sentences = split_sentences(article.text, max_sentence_chars(settings))
     planned = []
     for i, ch in enumerate(chunk_sentences(sentences, settings.chunk_chars, settings.chunk_overlap)):
         text, shift = embed_text(article.title, article.text[ch.start : ch.end])
@@ -167,11 +246,16 @@ def build_index(
     progress: bool = True,
     embedder: Embedder | None = None,
     on_warning: Callable[[str], None] | None = None,
+    yes: bool = False,
+    pending: Sequence[Article] = (),
+    before_commit: Callable[[], None] | None = None,
 ) -> BuildStats:
     """Bring the index at `index_dir` in line with the articles under `seeds_dir`.
 
     New and changed articles are embedded (only chunks whose text is new go through the model); removed
     ones are deleted; unchanged ones are not touched. With nothing to do, the model is not even loaded.
+    Every run first checks the index: SQLite's `PRAGMA quick_check`, and that the FAISS file loads and holds
+    one vector per chunk; a missing or damaged FAISS file is rebuilt from the stored vectors (no re-embedding).
 
     Args:
         seeds_dir: folder of .txt/.md/.jsonl articles (default: settings.seeds_dir).
@@ -181,32 +265,53 @@ def build_index(
         progress: show a progress bar with chunks/s while embedding.
         embedder: an already loaded model to reuse.
         on_warning: called with one line per skipped input (default: logged as warnings).
+        yes: index even when the seeds folder holds more than `settings.max_seed_files` files not yet indexed.
+        pending: articles not yet in `seeds_dir` (an upload being staged); they replace the articles of the same
+            source files and are indexed with the rest.
+        before_commit: called after embedding and just before the index commits (an upload moves its files into
+            `seeds_dir` here); if it raises, the index is left as it was.
 
     Returns:
         BuildStats with counts of added / updated / removed / unchanged articles and chunks embedded.
+
+    Raises:
+        IndexError_: one line naming the fix (a damaged database, an index path that is a file, a system folder
+            as seeds, too many new files without `yes`).
     """
     t0 = time.perf_counter()
     settings = settings or Settings.from_env()
     seeds = Path(seeds_dir) if seeds_dir is not None else settings.seeds_dir
     index = Path(index_dir) if index_dir is not None else settings.index_dir
     warn = on_warning or log.warning
-    articles, skipped = read_articles(seeds)
-    for line in skipped:
-        warn(f"skipped {line}")
-    stats = BuildStats(skipped=skipped)
-
+    check_seeds_folder(seeds)
     fingerprint = embedder.fingerprint if embedder else model_fingerprint(str(settings.model))
     want = expected_meta(settings, fingerprint)
-    index.mkdir(parents=True, exist_ok=True)
-    conn = connect(index / DB_NAME)
+    conn = connect(make_index_folder(index) / DB_NAME)
     try:
         conn.executescript(SCHEMA)
         meta = read_meta(conn)
+        if meta.get("faiss_file"):
+            check_database(conn, index)
         if not rebuild and _only_format_changed(meta, want):
             warn(f"index at {index} has format {meta['format_version']}, now {want['format_version']}: rebuilding it")
             rebuild = True  # same model and chunking, so every stored vector is reused
         if not rebuild:
             check_compatible(meta, want, index)
+        stored_sources = {src for (src,) in conn.execute("SELECT DISTINCT source FROM documents")}
+        files = seed_files(seeds)
+        new_files = sum(f.relative_to(seeds).as_posix() not in stored_sources for f in files)
+        if new_files > settings.max_seed_files and not yes:
+            raise IndexError_(
+                f"{seeds} holds {new_files:,} article files not yet indexed, more than RAG_MAX_SEED_FILES="
+                f"{settings.max_seed_files:,}: check the folder, then run `rag index --yes` to index them all"
+            )
+        articles, skipped = read_articles(seeds, files)
+        for line in skipped:
+            warn(f"skipped {line}")
+        if pending:
+            replaced = {a.source for a in pending}
+            articles = [a for a in articles if a.source not in replaced] + list(pending)
+        stats = BuildStats(skipped=skipped)
         stored = {} if rebuild else dict(conn.execute("SELECT doc_id, content_hash FROM documents"))
         current = {a.doc_id: a for a in articles}
         changed = [a for a in articles if stored.get(a.doc_id) != a.content_hash]
@@ -215,8 +320,12 @@ def build_index(
         stats.updated = len(changed) - stats.added
         stats.removed = len(removed)
         stats.unchanged = len(articles) - len(changed)
-        faiss_ok = bool(meta.get("faiss_file")) and (index / meta["faiss_file"]).exists()
-        if not changed and not removed and not rebuild and faiss_ok:
+        if not changed and not removed and not rebuild:
+            if not faiss_matches(conn, index, meta):
+                warn(f"the vector file of the index at {index} is missing or damaged: rebuilt from stored vectors")
+                _commit_documents(conn, index, [], [], {}, want, rebuild=False)
+            if before_commit:
+                before_commit()
             stats.chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
             stats.seconds = time.perf_counter() - t0
             return stats
@@ -231,12 +340,56 @@ def build_index(
             stats.model_loaded = True
             _embed_missing(conn, embedder, missing, settings.batch_size, progress)
             stats.embedded = len(missing)
+        if before_commit:
+            before_commit()
         _commit_documents(conn, index, changed, removed, plans, want, rebuild)
         stats.chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise damaged(index, exc) from exc
     finally:
         conn.close()
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def check_seeds_folder(seeds: Path) -> None:
+    """Refuse a seeds folder that is missing, a file, or a system folder such as / or /etc."""
+    if seeds.resolve() in SYSTEM_DIRS:
+        raise IndexError_(f"{seeds} is a system folder, not a folder of articles: point --seeds (RAG_SEEDS_DIR) at one")
+    if seeds.exists() and not seeds.is_dir():
+        raise IndexError_(f"{seeds} is a file: point --seeds (RAG_SEEDS_DIR) at a folder of articles")
+
+
+def make_index_folder(index: Path) -> Path:
+    """Create the index folder, or raise one line saying why it cannot be."""
+    if index.exists() and not index.is_dir():
+        raise IndexError_(f"{index} is a file, not an index folder: point --index (RAG_INDEX_DIR) at a folder")
+    try:
+        index.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexError_(f"cannot create the index folder {index} ({exc.strerror}): choose another --index") from exc
+    if not os.access(index, os.W_OK):
+        raise IndexError_(f"the index folder {index} is not writable: fix its permissions or choose another --index")
+    return index
+
+
+def check_database(conn: sqlite3.Connection, index: Path) -> None:
+    """SQLite's own consistency check; a damaged database is named, not half-used."""
+    result = [r[0] for r in conn.execute("PRAGMA quick_check").fetchall()]
+    if result != ["ok"]:
+        raise damaged(index, f"quick_check: {result[0]}")
+
+
+def faiss_matches(conn: sqlite3.Connection, index: Path, meta: dict[str, str]) -> bool:
+    """The FAISS file named by the index loads and holds one vector per chunk."""
+    path = index / meta.get("faiss_file", "-")
+    if not meta.get("faiss_file") or not path.is_file():
+        return False
+    try:
+        stored = faiss.read_index(str(path)).ntotal
+    except RuntimeError:
+        return False
+    return stored == conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
 
 
 def _existing_hashes(conn: sqlite3.Connection, hashes: list[str]) -> set[str]:
@@ -334,6 +487,8 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
 
 def _write_faiss(conn: sqlite3.Connection, path: Path) -> int:
     rows = conn.execute("SELECT c.id, e.vector FROM chunks c JOIN embeddings e USING (embed_hash)").fetchall()
+    if len(rows) != conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]:
+        raise IndexError_(f"stored vectors are missing for some chunks of {path.parent}: run `rag index --rebuild`")
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
     dim = vecs.shape[1] if len(rows) else 0

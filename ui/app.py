@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import ipaddress
 import os
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,15 @@ from rag.model import convert
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
 from rag.store import build_index
-from ui.uploads import UploadRejected, check_upload, undo_write, write_upload
+from ui.uploads import (
+    CheckedUpload,
+    Corpus,
+    UploadRejected,
+    check_upload,
+    remove_leftovers,
+    undo_writes,
+    write_uploads,
+)
 
 EXAMPLES = [
     "why did Albania cut ties?",
@@ -61,15 +70,21 @@ body, .gradio-container { font-family: "Noto Sans", "DejaVu Sans", var(--arabic-
 
 
 class ChatService:
-    """The shared state of a running chat: one loaded index and model, and one build at a time."""
+    """The shared state of a running chat: one loaded index and model, and one build at a time.
 
-    def __init__(self, index_dir: Path, seeds_dir: Path, settings: Settings) -> None:
+    `read_only` refuses every change to the corpus here, in the server, whatever the page shows.
+    """
+
+    def __init__(self, index_dir: Path, seeds_dir: Path, settings: Settings, read_only: bool = False) -> None:
         self.settings = settings
         self.index_dir = index_dir
         self.seeds_dir = seeds_dir
+        self.read_only = read_only
         self.index = SearchIndex(index_dir, settings)
         self.chain = make_chain(self.index)
         self._build_lock = threading.Lock()
+        # one upload indexes while at most `max_queued_uploads` wait; more are refused at once
+        self._slots = threading.BoundedSemaphore(1 + max(0, settings.max_queued_uploads))
 
     def ask(self, question: str, history: list[dict] | None = None) -> Answer:
         """Answer a question, reading it in the context of `history` (the messages format, oldest first)."""
@@ -81,32 +96,85 @@ class ChatService:
         return [[d["title"], d["source"], d["chunks"], d["added_at"]] for d in self.index.documents()]
 
     def add_files(self, files: list[tuple[str, bytes]], replace: bool) -> str:
-        """Check every file, write the good ones into seeds/, index them; a rejected file changes nothing."""
-        lines, written = [], []
-        with self._build_lock:
-            for name, data in files:
-                try:
-                    upload = check_upload(name, data, self.seeds_dir, self.settings.max_upload_bytes, replace)
-                except UploadRejected as exc:
-                    lines.append(f"refused: {exc}")
-                    continue
-                written.append((upload, *write_upload(upload, self.seeds_dir)))
-            if not written:
-                return "\n".join(lines) or "no files to add"
-            try:
-                stats = build_index(
-                    self.seeds_dir, self.index_dir, settings=self.settings, embedder=self.index.embedder, progress=True
-                )
-            except Exception as exc:
-                for _, target, previous in written:
-                    undo_write(target, previous)
-                return "\n".join([*lines, f"refused: indexing failed ({exc}); the corpus is unchanged"])
-            self.index.refresh()
-        for upload, _, _ in written:
+        """Add an upload to the corpus, all or nothing: every file is checked, the articles are embedded from memory,
+        and only then are the files moved into seeds/ and the index committed. Returns the lines to show."""
+        if self.read_only:
+            return "refused: this chat is read-only (started with --read-only); the corpus is unchanged"
+        if not files:
+            return "no files to add"
+        if not self._slots.acquire(blocking=False):
+            return "refused: other uploads are already waiting to be indexed; try again in a minute"
+        try:
+            with self._build_lock:
+                return self._add(files, replace)
+        finally:
+            self._slots.release()
+
+    def _add(self, files: list[tuple[str, bytes]], replace: bool) -> str:
+        self.index.refresh()
+        uploads, refused = self._check(files, replace)
+        if refused:
+            return "\n".join([*refused, "nothing was added: fix or remove the refused file(s) and upload again"])
+        written: list = []
+        try:
+            stats = build_index(
+                self.seeds_dir,
+                self.index_dir,
+                settings=self.settings,
+                embedder=self.index.embedder,
+                progress=True,
+                pending=[a for u in uploads for a in u.articles],
+                before_commit=lambda: written.extend(write_uploads(uploads, self.seeds_dir)),
+            )
+        except Exception as exc:  # any failure undoes the upload, and says so in one line
+            undo_writes(written)
+            return f"refused: indexing failed ({exc}); the corpus is unchanged"
+        self.index.refresh()
+        lines = []
+        for upload in uploads:
             verb = "replaced" if upload.replaces else "added"
-            lines.append(f"{verb}: {upload.name} ({upload.articles} article{'s' * (upload.articles != 1)})")
+            n = len(upload.articles)
+            lines.append(f"{verb}: {upload.name} ({n} article{'s' * (n != 1)})")
         lines.append(f"index: {stats.summary()}")
         return "\n".join(lines)
+
+    def _check(self, files: list[tuple[str, bytes]], replace: bool) -> tuple[list[CheckedUpload], list[str]]:
+        """Check every file against the index and against the other files of the same upload."""
+        corpus = Corpus.of(self.index.content_sources())
+        uploads: list[CheckedUpload] = []
+        refused: list[str] = []
+        names: set[str] = set()
+        holders: dict[str, str] = {}
+        total = 0
+        for name, data in files:
+            try:
+                upload = check_upload(
+                    name,
+                    data,
+                    self.seeds_dir,
+                    self.settings.max_upload_bytes,
+                    replace,
+                    corpus,
+                    self.settings.max_upload_articles,
+                )
+                if upload.name in names:
+                    raise UploadRejected(f"{upload.name}: two files of this upload have this name")
+                for a in upload.articles:
+                    if a.content_hash in holders:
+                        raise UploadRejected(f"{upload.name}: holds the same article as {holders[a.content_hash]}")
+                    holders[a.content_hash] = upload.name
+                total += len(upload.articles)
+                if total > self.settings.max_upload_articles:
+                    raise UploadRejected(
+                        f"this upload holds more than {self.settings.max_upload_articles:,} articles "
+                        "(RAG_MAX_UPLOAD_ARTICLES); split it"
+                    )
+            except UploadRejected as exc:
+                refused.append(f"refused: {exc}")
+                continue
+            names.add(upload.name)
+            uploads.append(upload)
+        return uploads, refused
 
 
 def sources_html(answer: Answer) -> str:
@@ -198,8 +266,11 @@ def create_app(service: ChatService) -> gr.Blocks:
     def add(files: list[str] | None, replace: bool, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         if not files:
             return "Choose one or more .txt, .md or .jsonl files first.", service.documents()
-        uploads = [(Path(f).name, Path(f).read_bytes()) for f in files]
-        return service.add_files(uploads, replace), service.documents()
+        try:
+            uploads = [(Path(f).name, Path(f).read_bytes()) for f in files]
+            return service.add_files(uploads, bool(replace)), service.documents()
+        except Exception as exc:  # one line in the status box, never a bare "Error"
+            return f"refused: {exc}; the corpus is unchanged", service.documents()
 
     with gr.Blocks(title="Arabic news QA", analytics_enabled=False) as app:
         gr.Markdown("## Ask the Arabic news articles\nQuestions in English or Arabic; answers quote their sources.")
@@ -247,22 +318,30 @@ def create_app(service: ChatService) -> gr.Blocks:
                 elem_id="corpus",
                 label="Indexed articles",
             )
-            files = gr.File(
-                file_count="multiple", file_types=[".txt", ".md", ".jsonl"], label="Add articles", elem_id="upload"
-            )
-            replace = gr.Checkbox(False, label="replace files with the same name")
-            add_btn = gr.Button("Add to corpus and index", variant="primary")
-            status = gr.Textbox(label="Result", lines=4, interactive=False, elem_id="upload-status")
-            add_btn.click(add, [files, replace], [status, table], api_visibility="private")
+            if service.read_only:  # no upload widgets and no upload endpoint at all
+                gr.Markdown("This chat is read-only: adding articles is turned off.", elem_id="read-only")
+            else:
+                files = gr.File(
+                    file_count="multiple", file_types=[".txt", ".md", ".jsonl"], label="Add articles", elem_id="upload"
+                )
+                replace = gr.Checkbox(False, label="replace files with the same name")
+                add_btn = gr.Button("Add to corpus and index", variant="primary")
+                status = gr.Textbox(label="Result", lines=4, interactive=False, elem_id="upload-status")
+                add_btn.click(add, [files, replace], [status, table], api_visibility="private")
         gr.api(ask_api, api_name="ask")
     return app
 
 
-def ensure_ready(settings: Settings, index_dir: Path, seeds_dir: Path) -> None:
-    """Build what is missing: the model folder; then update the index of seeds/ incrementally."""
+def ensure_ready(settings: Settings, index_dir: Path, seeds_dir: Path, read_only: bool = False) -> None:
+    """Build what is missing: the model folder; then update the index of seeds/ incrementally (a read-only chat
+    writes nothing, and only needs an index to exist)."""
     model = Path(settings.model)
     if model.is_absolute() and not (model / "modules.json").exists():  # a local folder, not a hub id
         convert(model)
+    if read_only:
+        return
+    if removed := remove_leftovers(seeds_dir):
+        print(f"removed {removed} temporary file(s) an interrupted upload left in {seeds_dir}", flush=True)
     # Every start brings the index in step with seeds/ (articles that landed while the chat was down, or an upload
     # a crash interrupted); with nothing to do this takes a fraction of a second and loads no model.
     print(f"bringing the index at {index_dir} in step with {seeds_dir} …", flush=True)
@@ -270,7 +349,32 @@ def ensure_ready(settings: Settings, index_dir: Path, seeds_dir: Path) -> None:
     print(f"index: {stats.summary()}", flush=True)
 
 
-def start_app(service: ChatService, host: str, port: int) -> tuple[gr.Blocks, str]:
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 and localhost: only this machine can connect."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def server_auth(host: str, settings: Settings, read_only: bool) -> tuple[str, str] | None:
+    """Gradio's `auth` for this server; refuses (ValueError) to serve off loopback with neither RAG_AUTH nor
+    --read-only, since anyone who reaches the port could then change the corpus."""
+    auth = None
+    if settings.auth:
+        user, sep, password = settings.auth.partition(":")
+        if not sep or not user or not password:
+            raise ValueError("RAG_AUTH must be user:password (both non-empty)")
+        auth = (user, password)
+    if not is_loopback(host) and auth is None and not read_only:
+        raise ValueError(
+            f"serving on {host} lets anyone who reaches the port add articles: "
+            "set RAG_AUTH=user:password, or start with --read-only"
+        )
+    return auth
+
+
+def start_app(service: ChatService, host: str, port: int, auth: tuple[str, str] | None = None) -> tuple[gr.Blocks, str]:
     """Build and start the app for `service` without blocking; returns it and its URL."""
     app = create_app(service)
     app.queue(default_concurrency_limit=4, max_size=256)
@@ -279,6 +383,7 @@ def start_app(service: ChatService, host: str, port: int) -> tuple[gr.Blocks, st
         server_port=port,
         prevent_thread_lock=True,
         quiet=True,
+        auth=auth,
         theme=gr.themes.Soft(
             font=["Noto Sans", "DejaVu Sans", "Noto Naskh Arabic", "Tahoma", "sans-serif"],
             font_mono=["DejaVu Sans Mono", "monospace"],
@@ -297,17 +402,23 @@ def launch(
     index_dir: str | Path | None = None,
     seeds_dir: str | Path | None = None,
     block: bool = True,
+    read_only: bool = False,
 ) -> tuple[gr.Blocks, str]:
-    """Start the chat, building what is missing first; binds to 127.0.0.1 unless told otherwise."""
+    """Start the chat, building what is missing first; binds to 127.0.0.1 unless told otherwise.
+
+    Off loopback it needs RAG_AUTH (a login) or `read_only` (no uploads); otherwise it refuses to start.
+    """
     settings = Settings.from_env()
+    host = host or settings.host
+    auth = server_auth(host, settings, read_only)  # before any work
     index = Path(index_dir) if index_dir else settings.index_dir
     seeds = Path(seeds_dir) if seeds_dir else settings.seeds_dir
-    ensure_ready(settings, index, seeds)
-    service = ChatService(index, seeds, settings)
+    ensure_ready(settings, index, seeds, read_only)
+    service = ChatService(index, seeds, settings, read_only=read_only)
     service.index.embedder  # noqa: B018 - load the model now, not on the first question
     service.index.lexicon  # noqa: B018 - and the lexicon (parsed once, then cached as JSON)
-    app, url = start_app(service, host or settings.host, port or settings.port)
-    print(f"chat running at {url} (Ctrl+C to stop)", flush=True)
+    app, url = start_app(service, host, port or settings.port, auth)
+    print(f"chat running at {url}{' (read-only)' * read_only} (Ctrl+C to stop)", flush=True)
     if block:
         try:
             app.block_thread()
@@ -321,5 +432,6 @@ def serve(
     port: int | None = None,
     index_dir: str | Path | None = None,
     seeds_dir: str | Path | None = None,
+    read_only: bool = False,
 ) -> None:
-    launch(host, port, index_dir, seeds_dir, block=True)
+    launch(host, port, index_dir, seeds_dir, block=True, read_only=read_only)

@@ -1,16 +1,22 @@
-"""Checks for articles uploaded through the web chat, before anything touches seeds/."""
+"""Checks for articles uploaded through the web chat, and their all-or-nothing move into seeds/.
+
+An upload is checked whole (names, sizes, records, duplicates against the index) and indexed from memory,
+before any file is written to seeds/; its files are moved into place just before the index commits.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 import tempfile
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.articles import BULK_SUFFIX, TEXT_SUFFIXES, SkippedInput, parse_jsonl, parse_text_file
+from rag.articles import BULK_SUFFIX, TEXT_SUFFIXES, Article, SkippedInput, parse_jsonl, parse_text_file
 
 _SAFE_NAME = re.compile(r"^[\w\u0600-\u06ff][\w\u0600-\u06ff .()+-]{0,118}$")
+TEMP_PREFIX = ".upload-"  # hidden, so an interrupted move is never read as an article; removed at start-up
 
 
 class UploadRejected(ValueError):
@@ -21,12 +27,31 @@ class UploadRejected(ValueError):
 class CheckedUpload:
     name: str
     data: bytes
-    articles: int
+    articles: list[Article]
     replaces: bool
 
 
+@dataclass
+class Corpus:
+    """What the index holds, as an upload is checked against it: the source file of each content hash."""
+
+    holders: dict[str, str]  # content hash -> source file
+    by_source: dict[str, set[str]]  # source file -> content hashes
+
+    @classmethod
+    def of(cls, pairs: list[tuple[str, str]]) -> Corpus:
+        holders: dict[str, str] = {}
+        by_source: dict[str, set[str]] = {}
+        for digest, source in pairs:
+            holders.setdefault(digest, source)
+            by_source.setdefault(source, set()).add(digest)
+        return cls(holders, by_source)
+
+
 def check_name(name: str) -> str:
-    """A plain file name kept inside seeds/: no folders, no '..', no hidden files, a known suffix."""
+    """A plain file name kept inside seeds/, NFKC-normalised (so a full-width or compatibility lookalike becomes the
+    name it imitates): no folders, no '..', no hidden files, a known suffix."""
+    name = unicodedata.normalize("NFKC", name or "")
     if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
         raise UploadRejected(f"{name!r}: file names may not contain folders")
     if ".." in name or name.startswith("."):
@@ -39,54 +64,111 @@ def check_name(name: str) -> str:
     return name
 
 
-def check_upload(name: str, data: bytes, seeds_dir: Path, max_bytes: int, replace: bool = False) -> CheckedUpload:
-    """Validate one upload: safe name, size, UTF-8 text that parses into at least one article.
+def parse_upload(name: str, data: bytes) -> list[Article]:
+    """The articles of one uploaded file; any bad record refuses the whole file, naming its line."""
+    try:
+        if Path(name).suffix.lower() != BULK_SUFFIX:
+            return [parse_text_file(data, name)]
+        items = list(parse_jsonl(data, name))
+    except SkippedInput as exc:
+        raise UploadRejected(str(exc)) from exc
+    bad = [str(i) for i in items if isinstance(i, SkippedInput)]
+    if bad:
+        raise UploadRejected(f"{bad[0]} ({len(bad)} bad line(s); fix them and upload again)")
+    articles = [i for i in items if isinstance(i, Article)]
+    first: dict[str, str] = {}
+    for a in articles:
+        if a.content_hash in first:
+            raise UploadRejected(f"{name}: records {first[a.content_hash]!r} and {a.doc_id!r} hold the same article")
+        first[a.content_hash] = a.doc_id
+    return articles
+
+
+def check_upload(
+    name: str,
+    data: bytes,
+    seeds_dir: Path,
+    max_bytes: int,
+    replace: bool = False,
+    corpus: Corpus | None = None,
+    max_articles: int | None = None,
+) -> CheckedUpload:
+    """Validate one upload: safe name, size, UTF-8 text that parses into articles, and nothing the corpus has.
+
+    "Already has this file" means the index holds exactly this file's articles under this name; an article the
+    index holds under another name is refused as a duplicate, naming that file.
 
     Raises:
         UploadRejected: with a one-line reason; nothing is written.
     """
+    corpus = corpus or Corpus({}, {})
     name = check_name(name)
     if len(data) > max_bytes:
         raise UploadRejected(f"{name}: {len(data):,} bytes is over the {max_bytes:,}-byte limit")
-    try:
-        if Path(name).suffix.lower() == BULK_SUFFIX:
-            items = list(parse_jsonl(data, name))
-            bad = [str(i) for i in items if isinstance(i, SkippedInput)]
-            if bad:
-                raise UploadRejected(f"{bad[0]} ({len(bad)} bad line(s); fix them and upload again)")
-            count = len(items)
-        else:
-            parse_text_file(data, name)
-            count = 1
-    except SkippedInput as exc:
-        raise UploadRejected(str(exc)) from exc
+    articles = parse_upload(name, data)
+    if max_articles is not None and len(articles) > max_articles:
+        raise UploadRejected(
+            f"{name}: {len(articles):,} articles is over the {max_articles:,}-article limit of one upload; split it"
+        )
     target = seeds_dir / name
-    exists = target.exists()
-    if exists and target.read_bytes() == data:
+    if target.is_symlink():
+        raise UploadRejected(f"{name}: a symbolic link of that name is in the seeds folder; remove it first")
+    indexed = corpus.by_source.get(name, set())
+    if target.exists() and indexed == {a.content_hash for a in articles}:
         raise UploadRejected(f"{name}: the corpus already has this file, unchanged")
-    if exists and not replace:
+    for a in articles:
+        holder = corpus.holders.get(a.content_hash)
+        if holder is not None and holder != name:
+            raise UploadRejected(f"{name}: {_label(a)} is already in the corpus as {holder}")
+    exists = target.exists() or bool(indexed)
+    same_file = target.exists() and target.read_bytes() == data  # in seeds/ but not indexed: a build was cut short
+    if exists and not replace and not same_file:
         raise UploadRejected(
             f"{name}: a different file with this name is already in the corpus; tick 'replace' to overwrite it"
         )
-    return CheckedUpload(name, data, count, exists)
+    return CheckedUpload(name, data, articles, exists)
 
 
-def write_upload(upload: CheckedUpload, seeds_dir: Path) -> tuple[Path, bytes | None]:
-    """Write atomically into seeds/; returns the path and the previous content (for undo)."""
+def _label(article: Article) -> str:
+    return f"the article of record {article.doc_id.split('#', 1)[1]!r}" if "#" in article.doc_id else "this article"
+
+
+def write_uploads(uploads: list[CheckedUpload], seeds_dir: Path) -> list[tuple[Path, bytes | None]]:
+    """Move checked uploads into seeds/, each by an atomic rename; all or none (on failure the ones written are
+    undone). Returns each path with its previous content, for `undo_writes`."""
     seeds_dir.mkdir(parents=True, exist_ok=True)
-    target = (seeds_dir / upload.name).resolve()
-    if target.parent != seeds_dir.resolve():
-        raise UploadRejected(f"{upload.name}: would be written outside the seeds folder")
-    previous = target.read_bytes() if target.exists() else None
-    fd, tmp = tempfile.mkstemp(dir=seeds_dir, prefix=".upload-")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(upload.data)
-    os.replace(tmp, target)
-    return target, previous
+    done: list[tuple[Path, bytes | None]] = []
+    try:
+        for upload in uploads:
+            target = seeds_dir.resolve() / upload.name
+            if target.is_symlink() or target.resolve().parent != seeds_dir.resolve():
+                raise UploadRejected(f"{upload.name}: would be written outside the seeds folder")
+            previous = target.read_bytes() if target.exists() else None
+            fd, tmp = tempfile.mkstemp(dir=seeds_dir, prefix=TEMP_PREFIX)
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(upload.data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            done.append((target, previous))
+    except BaseException:
+        undo_writes(done)
+        raise
+    return done
 
 
-def undo_write(target: Path, previous: bytes | None) -> None:
-    if previous is None:
-        target.unlink(missing_ok=True)
-    else:
-        target.write_bytes(previous)
+def undo_writes(written: list[tuple[Path, bytes | None]]) -> None:
+    """Put back what `write_uploads` replaced, and remove what it added."""
+    for target, previous in reversed(written):
+        if previous is None:
+            target.unlink(missing_ok=True)
+        else:
+            target.write_bytes(previous)
+
+
+def remove_leftovers(seeds_dir: Path) -> int:
+    """Delete temporary files an interrupted upload left in seeds/; returns how many."""
+    leftovers = list(seeds_dir.glob(f"{TEMP_PREFIX}*")) if seeds_dir.is_dir() else []
+    for path in leftovers:
+        path.unlink(missing_ok=True)
+    return len(leftovers)
