@@ -324,7 +324,20 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
         answer_in_context(chain.invoke, q, history)
         lat.append((time.perf_counter() - t0) * 1000)
     out["answer() with a 3-turn history p50 (ms)"] = float(np.percentile(lat, 50))
+
+    # Soak: RSS growth over many distinct asks (every query cache must stay bounded).
+    n_soak = 100 if quick else 500
+    rss_before = rss_mb()
+    for i in range(n_soak):
+        chain.invoke(f"{questions[i % len(questions)]} ({i})")
+    out[f"RSS growth over {n_soak} asks (MB)"] = rss_mb() - rss_before
     return out
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (not the peak)."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
 # Runs the command given as arguments and prints the peak RSS of that child alone.
@@ -506,6 +519,7 @@ def report(results: dict, quick: bool, seconds: float) -> str:
         "pipeline / bare fp32": ">= 0.90",
         "no-change re-index (s)": "<= 5 (2,000 articles)",
         "rag ask peak RSS (MB)": "<= 1536",
+        "RSS growth over 500 asks (MB)": "<= 20",
     }
     for k, v in results["speed"].items():
         lines.append(f"| {k} | {fmt(v)} | {speed_targets.get(k, '')} |")
