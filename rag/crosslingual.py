@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 from collections import Counter, defaultdict
@@ -336,6 +337,21 @@ class NameMatcher:
                 key = arabic_skeleton(s)
                 if len(key) >= 2:
                     self.by_skeleton[key].add(s)
+
+    def save(self, path: Path) -> None:
+        """Write the words and their skeletons as JSON, atomically."""
+        data = {"counts": self.counts, "by_skeleton": {k: sorted(v) for k, v in self.by_skeleton.items()}}
+        tmp = path.with_name(f".{path.name}-{os.getpid()}-{threading.get_ident()}")
+        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> NameMatcher:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        self = cls.__new__(cls)
+        self.counts = Counter(data["counts"])
+        self.by_skeleton = defaultdict(set, {k: set(v) for k, v in data["by_skeleton"].items()})
+        return self
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> NameMatcher:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from rag.model import MARKER, load_embedder
-
-QUESTIONS_EN = Path(__file__).parent / "data" / "questions_en.txt"
+from rag.query_encoder import question_centroid
+from rag.tokens import Batch, Tokens
 
 
 def model_fingerprint(model: str) -> str:
@@ -23,7 +23,7 @@ def model_fingerprint(model: str) -> str:
     if path.is_dir():
         digest = hashlib.sha256()
         for f in sorted(path.rglob("*")):
-            if f.is_file():
+            if f.is_file() and not f.name.startswith("english-centroid-"):  # a cache beside the model, not the model
                 rel = f.relative_to(path).as_posix()
                 digest.update(rel.encode())
                 digest.update(f.read_bytes() if f.suffix == ".json" else str(f.stat().st_size).encode())
@@ -63,6 +63,8 @@ class Embedder:
     """
 
     def __init__(self, model: str, precision: str = "fp32") -> None:
+        from tokenizers import Tokenizer
+
         self.name = model
         self.precision = resolve_precision(precision)
         self.model = load_embedder(model)
@@ -70,10 +72,16 @@ class Embedder:
         self.fingerprint = model_fingerprint(model)
         prompts = getattr(self.model, "prompts", {}) or {}
         self.document_prompt = prompts.get("document", "")
-        self.has_query_prompt = "query" in prompts
-        # The non-tensor features sentence-transformers adds to a text batch (modality, prompt length).
-        sample = self.model.preprocess(["x"], prompt=self.document_prompt or None)
-        self._extra_features = {k: v for k, v in sample.items() if k not in ("input_ids", "attention_mask")}
+        self.query_prompt = prompts.get("query", "")
+        # Our own copy of the tokenizer, with the one-pass normaliser (the model's own stays as it is).
+        folder = Path(model) / "tokenizer.json"
+        backend = (
+            Tokenizer.from_file(str(folder))
+            if folder.is_file()
+            else Tokenizer.from_str(self.model.tokenizer.backend_tokenizer.to_str())
+        )
+        self.tokens = Tokens(backend, self.model.max_seq_length)
+        self._extra: dict[str, dict] = {}
         self._centroid: np.ndarray | None = None
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -84,49 +92,51 @@ class Embedder:
 
         return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
+    def _forward(self, texts: Sequence[str], prompt: str) -> tuple[dict, Batch]:
+        """Tokenise (one-pass normaliser) and run the sentence-transformers modules: token states and pooled,
+        normalised vectors, as `encode` computes them."""
+        import torch
+
+        if prompt not in self._extra:  # the non-tensor features sentence-transformers adds (modality, prompt length)
+            sample = self.model.preprocess(["x"], prompt=prompt or None)
+            self._extra[prompt] = {k: v for k, v in sample.items() if k not in ("input_ids", "attention_mask")}
+        batch = self.tokens.encode(texts, prompt)
+        features = {
+            "input_ids": torch.from_numpy(batch.input_ids),
+            "attention_mask": torch.from_numpy(batch.attention_mask),
+            **self._extra[prompt],
+        }
+        with torch.inference_mode(), self._autocast():
+            out = self.model(features)
+        return out, batch
+
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        kwargs = {"prompt_name": "query"} if self.has_query_prompt else {}
-        with self._autocast():
-            vectors = self.model.encode(
-                list(texts), batch_size=128, convert_to_tensor=True, normalize_embeddings=True, **kwargs
-            )
-        return vectors.float().cpu().numpy()
+        """L2-normalised query vectors (the "query: " prompt), 128 at a time."""
+        texts = list(texts)
+        parts = [
+            self._forward(texts[i : i + 128], self.query_prompt)[0]["sentence_embedding"].float().numpy()
+            for i in range(0, len(texts), 128)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, self.dim), dtype=np.float32)
 
     def english_question_centroid(self) -> np.ndarray:
-        """Mean vector of the English questions in rag/data/questions_en.txt, computed once (under a second).
-
-        It stands for what English questions share whatever they ask; taking part of it out of an English
-        question leaves more of what it asks about for matching Arabic text (see `SearchIndex.query_vector`).
-        """
+        """See `rag.query_encoder.question_centroid`; computed once per process."""
         if self._centroid is None:
-            lines = QUESTIONS_EN.read_text(encoding="utf-8").splitlines()
-            self._centroid = self.embed_queries([x for x in lines if x.strip() and not x.startswith("#")]).mean(0)
+            self._centroid = question_centroid(self.embed_queries)
         return self._centroid
 
     def embed_chunks(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[ChunkEmbedding]:
         """One forward pass per chunk gives the chunk vector and, by pooling the token states that fall in
         each character span, a vector per sentence ("late chunking"): no extra encoding cost.
 
-        The batch is tokenised once, with offsets, into the same features `encode_document` would build, and
-        run through the model directly (so the pipeline pays for no second tokenisation).
+        The batch is tokenised once (one-pass normaliser, offsets mapped back to each text) into the features
+        `encode_document` would build, and run through the model directly.
         """
-        import torch
-
-        prompt = self.document_prompt
-        batch = self.model.tokenizer(
-            [prompt + t for t in texts],
-            padding=True,
-            truncation=True,
-            max_length=self.model.max_seq_length,
-            return_tensors="pt",
-            return_offsets_mapping=True,
-        )
-        offsets = batch.pop("offset_mapping").numpy() - len(prompt)
-        with torch.inference_mode(), self._autocast():
-            out = self.model({**batch, **self._extra_features})
+        out, batch = self._forward(texts, self.document_prompt)
         vectors = out["sentence_embedding"].float().numpy()
         tokens_all = out["token_embeddings"].float().numpy()
-        lengths = batch["attention_mask"].sum(dim=1).tolist()
+        lengths = batch.attention_mask.sum(axis=1).tolist()
+        offsets = batch.offsets
         result = []
         for i, text_spans in enumerate(spans):
             n = int(lengths[i])

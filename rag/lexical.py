@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import tempfile
 import unicodedata
 from array import array
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import Stemmer
@@ -156,6 +160,33 @@ class BM25:
         self.weights = weights.tocsc()
         self.vocab = vocab
         self.n_docs = n_docs
+
+    _ARRAYS = ("data", "indices", "indptr", "idf")
+
+    def save(self, folder: Path) -> None:
+        """Write the weights as .npy arrays and the vocabulary as JSON (no pickle), atomically as a folder."""
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+        arrays = {"data": self.weights.data, "indices": self.weights.indices, "indptr": self.weights.indptr}
+        for name, values in {**arrays, "idf": self.idf}.items():
+            np.save(tmp / f"{name}.npy", values, allow_pickle=False)
+        meta = {"n_docs": self.n_docs, "shape": list(self.weights.shape), "vocab": list(self.vocab)}
+        (tmp / "vocab.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process wrote it first
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: Path) -> BM25:
+        """Read what `save` wrote; the arrays are memory-mapped, so loading costs a few milliseconds."""
+        meta = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+        a = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in cls._ARRAYS}
+        self = cls.__new__(cls)
+        self.weights = sparse.csc_matrix((a["data"], a["indices"], a["indptr"]), shape=tuple(meta["shape"]))
+        self.idf = np.asarray(a["idf"])
+        self.vocab = {t: i for i, t in enumerate(meta["vocab"])}
+        self.n_docs = int(meta["n_docs"])
+        return self
 
     def scores(self, query_terms: Iterable[str]) -> np.ndarray:
         """BM25 score of every document for the query (zeros where no term matches)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -17,6 +18,7 @@ from pydantic import ConfigDict
 from rag.crosslingual import Concept, Lexicon, NameMatcher, QueryConcept, get_lexicon, translate_question
 from rag.embed import Embedder, model_fingerprint
 from rag.lexical import BM25, analyze, bm25_terms, query_words
+from rag.query_encoder import QueryEncoder, UnsupportedModel
 from rag.settings import Settings
 from rag.store import (
     DB_NAME,
@@ -73,6 +75,7 @@ class SearchIndex:
         if not (self.index_dir / DB_NAME).is_file():
             raise IndexMissing(f"no index at {self.index_dir}: run `make index` (or `rag index`)")
         self._embedder = embedder
+        self._queries: QueryEncoder | Embedder | None = None
         self.lock = threading.RLock()  # also held by a caller that must read one generation across several calls
         self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._concept_cache: OrderedDict[str, list[QueryConcept]] = OrderedDict()
@@ -124,8 +127,15 @@ class SearchIndex:
         self.doc_chunk_ids: list[list[int]] = [[] for _ in docs]
         for cid, d in zip(self.chunk_ids.tolist(), self.chunk_doc_row.tolist(), strict=True):
             self.doc_chunk_ids[d].append(cid)
-        terms = conn.execute("SELECT terms FROM documents ORDER BY doc_id")  # streamed: one article at a time
-        self.bm25 = BM25(row[0].split() for row in terms)
+        self.cache_dir = self.index_dir / f"cache-{meta.get('generation', '')}"
+
+        def build_bm25() -> BM25:
+            terms = conn.execute("SELECT terms FROM documents ORDER BY doc_id")  # streamed: one article at a time
+            return BM25(row[0].split() for row in terms)
+
+        self.bm25 = self._cached("bm25", BM25.load, build_bm25, BM25.save)
+        if self.bm25.n_docs != len(docs):
+            self.bm25 = build_bm25()
         self._texts: OrderedDict[str, str] = OrderedDict()  # article texts of this generation, most recent last
         self.titles = {d[0]: d[1] for d in docs}
         self.sources = {d[0]: d[2] for d in docs}
@@ -155,6 +165,18 @@ class SearchIndex:
                 self._embedder = Embedder(str(self.settings.model), self.settings.precision)
             return self._embedder
 
+    @property
+    def queries(self) -> QueryEncoder | Embedder:
+        """What embeds questions: the numpy query encoder (no torch import, a few ms a question) where it reads the
+        model folder, else the sentence-transformers model."""
+        with self.lock:
+            if self._queries is None:
+                try:
+                    self._queries = QueryEncoder(self.settings.model)
+                except UnsupportedModel:
+                    self._queries = self.embedder
+            return self._queries
+
     def __len__(self) -> int:
         return len(self.chunk_ids)
 
@@ -164,11 +186,11 @@ class SearchIndex:
             if question in self._query_cache:
                 self._query_cache.move_to_end(question)
                 return self._query_cache[question]
-        vec = self.embedder.embed_query(question)
+        vec = self.queries.embed_query(question)
         if self.settings.query_centering and is_cross_lingual(question):
             # Take part of the "English question" direction out: on XQuAD English->Arabic this lifted R@1 from
             # 0.770 to 0.784 and made answerable and unanswerable questions easier to tell apart.
-            vec = vec - self.settings.query_centering * self.embedder.english_question_centroid()
+            vec = vec - self.settings.query_centering * self.queries.english_question_centroid()
             vec = (vec / np.linalg.norm(vec)).astype(np.float32)
         with self.lock:
             self._query_cache[question] = vec
@@ -185,9 +207,32 @@ class SearchIndex:
         """The index's Arabic words by consonant skeleton, built on the first Latin-script question of a generation."""
         with self.lock:
             if self._names is None:
-                rows = self.conn.execute("SELECT title || ' ' || text FROM documents")
-                self._names = NameMatcher.from_texts(r[0] for r in rows)
+                rows = lambda: self.conn.execute("SELECT title || ' ' || text FROM documents")  # noqa: E731
+                self._names = self._cached(
+                    "names.json",
+                    NameMatcher.load,
+                    lambda: NameMatcher.from_texts(r[0] for r in rows()),
+                    NameMatcher.save,
+                )
             return self._names
+
+    def _cached(self, name: str, load, build, save):
+        """What `build` computes from this generation of the index, kept under cache-<generation>/ in the index
+        folder so the next process loads it in milliseconds (a read-only index computes it each time)."""
+        path = self.cache_dir / name
+        try:
+            return load(path)
+        except (OSError, ValueError, KeyError):
+            pass
+        value = build()
+        with contextlib.suppress(OSError):
+            self.cache_dir.mkdir(exist_ok=True)
+            save(value, path)
+        return value
+
+    def warm(self) -> None:
+        """Compute and keep this generation's caches now (after a build), not on the first question."""
+        self.name_matcher()
 
     def _in_corpus(self, word: str) -> bool:
         return any(t in self.bm25.vocab for t in analyze(word))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -348,8 +349,20 @@ def build_index(
         raise damaged(index, exc) from exc
     finally:
         conn.close()
+    _warm(index, settings, warn)
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _warm(index: Path, settings: Settings, warn: Callable[[str], None]) -> None:
+    """Compute what a reader derives from this generation (BM25 arrays, the name matcher) and keep it in the index
+    folder, so a fresh `rag ask` loads it instead of computing it. A failure here costs only speed."""
+    from rag.retrieve import SearchIndex  # a reader of the index; imported here, as it imports this module
+
+    try:
+        SearchIndex(index, settings).warm()
+    except Exception as exc:
+        warn(f"could not precompute the index caches ({exc}); queries compute them on first use")
 
 
 def check_seeds_folder(seeds: Path) -> None:
@@ -483,6 +496,9 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
     for old in index.glob("vectors-*.faiss"):
         if old.name != faiss_file:
             old.unlink(missing_ok=True)
+    for old in index.glob("cache-*"):  # what readers derived from older generations (see SearchIndex._cached)
+        if old.name != f"cache-{generation}":
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_faiss(conn: sqlite3.Connection, path: Path) -> int:

