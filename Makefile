@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := models/multilingual-e5-small
 SHARED ?= ../shared
 
-.PHONY: install model index run test lint format bench bench-quick browser lexicon clean
+.PHONY: install model index run test lint format bench bench-quick bench-openvino browser lexicon clean
 
 install: $(STAMP) $(MODEL)/conversion.json lexicon
 
@@ -64,6 +64,11 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python -m bench.run --shared $(SHARED) --quick
+
+# OpenVINO against torch bf16, same chunks, same run; OpenVINO goes into bench/work/openvino, not the project.
+bench-openvino: install
+	$(BIN)/pip install --quiet --no-deps --target bench/work/openvino openvino openvino-telemetry
+	PYTHONPATH=bench/work/openvino $(BIN)/python -m bench.openvino_check
 
 clean:
 	rm -rf index/* .pytest_cache
