@@ -57,7 +57,7 @@ format: install
 	$(BIN)/ruff check --fix rag ui tests bench
 
 test: install browser lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs
 
 bench: install
 	$(BIN)/python -m bench.run --shared $(SHARED)

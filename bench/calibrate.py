@@ -267,9 +267,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--followups", action="store_true", help="only tune how follow-ups take their context")
     parser.add_argument("--cached", action="store_true", help="reuse the features of the last run (same features)")
     parser.add_argument("--no-write", action="store_true", help="report the fit, leave rag/data/refusal.json alone")
+    parser.add_argument("--support", action="store_true", help="only calibrate the LLM answer verification")
     args = parser.parse_args(argv)
     root = data_dir(args.shared)
     settings = Settings.from_env()
+    if args.support:
+        calibrate_support(root, settings)
+        return 0
     embedder = CachedEmbedder(Embedder(str(settings.model), settings.precision))
     news_index(root, settings, embedder)
     if args.grid:
@@ -286,6 +290,89 @@ def main(argv: list[str] | None = None) -> int:
         groups = collect_groups(root, settings, embedder)
     calibrate(groups, settings, write=not args.no_write)
     return 0
+
+
+def paragraph_passage(index: SearchIndex, doc_id: str):
+    """A whole indexed XQuAD paragraph as one LLM passage: its sentences and their span vectors."""
+    from rag.llm import Passage
+
+    text = index.article_text(doc_id)
+    spans, vectors = {}, {}
+    for row, d in enumerate(index.chunk_doc):
+        if d != doc_id:
+            continue
+        first, last = index.chunk_sentences[row]
+        for span, vec in zip(
+            index.sentence_spans(doc_id, first, last), index.span_vectors(int(index.chunk_ids[row])), strict=False
+        ):
+            spans.setdefault(tuple(span), len(spans))
+            vectors.setdefault(tuple(span), vec)
+    order = sorted(spans)
+    return Passage(
+        1,
+        doc_id,
+        "",
+        "",
+        0,
+        len(text),
+        text,
+        order,
+        [text[a:b] for a, b in order],
+        np.stack([vectors[k] for k in order]),
+    )
+
+
+def calibrate_support(root: Path, settings: Settings) -> None:
+    """Choose how an LLM's sentence is verified (rag.llm.support_scores) on XQuAD's tuning quarters; report the test
+    quarters. A claim is an English question followed by its answer; it is supported by its own paragraph (the
+    passage holding the answer) and not by another paragraph of the same article (on topic, other facts). The
+    threshold keeps 90% of the tuning claims; the overlap weight maximises the tuning AUC."""
+    import rag.llm as llm
+
+    contexts, en, _, titles = xquad(root)
+    write_bulk(WORK / "xquad-seeds", "xquad.jsonl", contexts)
+    index = SearchIndex(WORK / "xquad-index", settings)
+    quarter = xquad_quarter(titles)
+    rng = np.random.default_rng(0)
+    by_title: dict[str, list[str]] = {}
+    for cid, title in titles.items():
+        by_title.setdefault(title, []).append(cid)
+    passages: dict[str, object] = {}
+
+    def passage(cid: str):
+        if cid not in passages:
+            passages[cid] = paragraph_passage(index, f"xquad.jsonl#{cid}")
+        return passages[cid]
+
+    with open(root / "bench" / "xquad_xling.jsonl", encoding="utf-8") as fh:
+        answer_en = {r["id"]: r["answer_en"] for r in map(json.loads, fh)}
+    rows = []
+    for q in en:
+        others = [c for c in by_title[titles[q.context_id]] if c != q.context_id]
+        if others:
+            rows.append((q, f"{q.text} {answer_en[q.qid]}", str(rng.choice(others))))
+    log(f"support: {len(rows)} claims")
+    vectors = index.queries.embed_queries([claim for _, claim, _ in rows])
+    results = {}
+    for weight in (0.0, 0.05, 0.1, 0.15, 0.2):
+        llm.SUPPORT_OVERLAP = weight
+        pos = {0: [], 1: []}
+        neg = {0: [], 1: []}
+        for (q, claim, other), vec in zip(rows, vectors, strict=True):
+            half = 0 if quarter[q.context_id] in (0, 1) else 1
+            pos[half].append(float(llm.support_scores(index, claim, vec, passage(q.context_id)).max()))
+            neg[half].append(float(llm.support_scores(index, claim, vec, passage(other)).max()))
+        p, n = np.array(pos[0]), np.array(neg[0])
+        auc = float((p[:, None] > n[None, :]).mean())
+        threshold = float(np.quantile(p, 0.10))
+        tp, tn = np.array(pos[1]), np.array(neg[1])
+        results[weight] = (auc, threshold, float((tp >= threshold).mean()), float((tn < threshold).mean()))
+        log(
+            f"overlap weight {weight:.2f}: tuning AUC {auc:.3f}, threshold {threshold:.3f}; test: supported kept "
+            f"{results[weight][2]:.3f}, other-paragraph claims dropped {results[weight][3]:.3f}"
+        )
+    best = max(results, key=lambda w: results[w][0])
+    print(json.dumps({"SUPPORT_OVERLAP": best, "RAG_LLM_SUPPORT": round(results[best][1], 3)}))
 
 
 def unrelated_history(items, i: int) -> list[dict]:

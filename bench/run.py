@@ -33,11 +33,11 @@ from bench.data import (
     write_bulk,
     xquad,
 )
-from rag.answering import make_chain, score_sentences
+from rag.answering import Answer, make_chain, score_sentences
 from rag.conversation import answer_in_context, read_history
-from rag.embed import Embedder
+from rag.embed import Embedder, batched_by_length
 from rag.refusal import RefusalModel, refusal_features
-from rag.retrieve import HybridRetriever, SearchIndex
+from rag.retrieve import HybridRetriever, SearchIndex, latin_share
 from rag.settings import PROJECT_ROOT, Settings
 from rag.store import IndexMismatch, build_index
 
@@ -221,6 +221,66 @@ def news(work: Path, root: Path, settings: Settings, embedder: Embedder) -> dict
     return out
 
 
+def llm_section(root: Path, settings: Settings, embedder: Embedder, quick: bool) -> dict:
+    """With RAG_LLM_URL: the LLM composer on XQuAD English->Arabic (test half) and the news dev set's test half."""
+    if not settings.llm_url:
+        return {"skipped": "RAG_LLM_URL is not set"}
+    from rag.llm import MARKER, LLMComposer, _numbers, _text, reply_sentences
+
+    _, en, _, titles = xquad(root)
+    quarter = xquad_quarter(titles)
+    xq = [(q.text, [q.answer]) for q in en if quarter[q.context_id] in (2, 3)][: (20 if quick else 100)]
+    news_items = [i for i in news_dev(root) if i.half == "test" and i.kind == "single"]
+    sets = {
+        "XQuAD en->ar (test half)": (
+            SearchIndex(ROOT / "bench" / "work" / "xquad-index", settings, embedder=embedder),
+            xq,
+        ),
+        "news (test half)": (
+            SearchIndex(news_index(root, settings, embedder), settings, embedder=embedder),
+            [(i.questions[0], i.evidence[0]) for i in news_items],
+        ),
+    }
+    out: dict = {"model": settings.llm_model}
+    for name, (index, questions) in sets.items():
+        composer = LLMComposer(index, settings)
+        chain = make_chain(index, answerer=composer, compose=False)
+        language = markers = in_range = kept = sentences = hits = cited = answered = 0
+        latency = []
+        for question, evidence in questions:
+            draft = chain.invoke(question)
+            if isinstance(draft, Answer):
+                continue  # refused: the LLM is not called
+            t0 = time.perf_counter()
+            try:
+                reply = _text(composer.chat.invoke(composer.messages(draft)).content)
+            except Exception as exc:
+                log(f"llm: {exc}")
+                reply = ""
+            latency.append(time.perf_counter() - t0)
+            numbers = [n for m in MARKER.finditer(reply) for n in _numbers(m.group(1))]
+            markers += len(numbers)
+            in_range += sum(1 <= n <= len(draft.passages) for n in numbers)
+            answer = composer.verify(draft, reply) if reply.strip() else composer.fallback(draft, "empty")
+            answered += 1
+            language += (latin_share(answer.text) > 0.5) == (latin_share(question) > 0.5)
+            total = len(reply_sentences(reply))
+            sentences += total
+            kept += total - len(answer.dropped) if answer.composer == "llm" else 0
+            if answer.composer == "llm":
+                cited += bool(answer.citations)
+                hits += any(e in c.quote for c in answer.citations for e in evidence)
+        out[name] = {
+            "questions (LLM called)": f"{len(questions)} ({answered})",
+            "answers in the question's language": language / max(answered, 1),
+            "markers in range": in_range / max(markers, 1),
+            "sentences kept after verification": kept / max(sentences, 1),
+            "evidence in a kept citation": hits / max(cited, 1),
+            "LLM latency p50 (s)": float(np.percentile(latency, 50)) if latency else 0.0,
+        }
+    return out
+
+
 def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick: bool) -> dict:
     out: dict = {}
     n_articles = 300 if quick else 2600
@@ -331,6 +391,8 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
 
     # Soak: RSS growth over many distinct asks (every query cache must stay bounded).
     n_soak = 100 if quick else 500
+    for i in range(50):  # settle first: caches fill, and memory freed by the earlier stages is returned
+        chain.invoke(f"{questions[i % len(questions)]} (warm-up {i})")
     rss_before = rss_mb()
     for i in range(n_soak):
         chain.invoke(f"{questions[i % len(questions)]} ({i})")
@@ -375,13 +437,14 @@ def precision_figures(settings: Settings, embedder: Embedder, texts: list[str], 
         model = embedder if embedder.precision == precision else Embedder(str(settings.model), precision)
         model.embed_chunks(texts[:32], spans[:32])
         t0 = time.perf_counter()
-        vectors[precision] = [
-            c.vector for i in range(0, len(texts), 32) for c in model.embed_chunks(texts[i : i + 32], spans[i : i + 32])
-        ]
+        vectors[precision] = {}
+        for idx in batched_by_length(texts, settings.batch_size):  # as the build batches them
+            for i, c in zip(idx, model.embed_chunks([texts[i] for i in idx], [spans[i] for i in idx]), strict=True):
+                vectors[precision][i] = c.vector
         rate = len(texts) / (time.perf_counter() - t0)
         out[f"pipeline encode {precision} (chunks/s)"] = rate
         out[f"pipeline encode {precision} / bare fp32 encode"] = rate / bare
-    out["bf16 vs fp32 min cosine"] = float(min(a @ b for a, b in zip(vectors["fp32"], vectors["bf16"], strict=True)))
+    out["bf16 vs fp32 min cosine"] = float(min(vectors["fp32"][i] @ vectors["bf16"][i] for i in vectors["fp32"]))
     questions = ["why did Albania cut ties?", "What did the ministry announce?", "لماذا قطعت ألبانيا علاقاتها؟"] * 20
     for name, encoder in (("numpy", QueryEncoder(settings.model)), ("torch", embedder)):
         encoder.embed_query("warm up")
@@ -563,6 +626,20 @@ def report(results: dict, quick: bool, seconds: float) -> str:
             continue
         pairs = ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items())
         lines.append(f"- {lang}: {pairs}")
+    llm = results.get("llm") or {"skipped": "not run"}
+    lines += ["", "## Optional LLM composer (RAG_LLM_URL)", ""]
+    if "skipped" in llm:
+        lines.append(f"Skipped: {llm['skipped']}.")
+    else:
+        sets = [k for k in llm if k != "model"]
+        measures = list(llm[sets[0]])
+        lines += [
+            f"Model: {llm['model']}.",
+            "",
+            "| measure | " + " | ".join(sets) + " |",
+            "|---" * (len(sets) + 1) + "|",
+        ]
+        lines += [f"| {m} | " + " | ".join(fmt(llm[s][m]) for s in sets) + " |" for m in measures]
     lines += ["", "## Speed, scale and memory (this machine)", "", "| measure | value | target |", "|---|---|---|"]
     speed_targets = {
         "answer() p50 (ms)": "<= 150",
@@ -577,7 +654,8 @@ def report(results: dict, quick: bool, seconds: float) -> str:
         "RSS growth over 500 asks (MB)": "<= 20",
     }
     for k, v in results["speed"].items():
-        lines.append(f"| {k} | {fmt(v)} | {speed_targets.get(k, '')} |")
+        value = f"{v:.5f}" if "cosine" in k else fmt(v)
+        lines.append(f"| {k} | {value} | {speed_targets.get(k, '')} |")
     if results.get("model"):
         lines += [
             "",
@@ -655,6 +733,8 @@ def main(argv: list[str] | None = None) -> int:
     results["refusal"] = refusal(root, settings, embedder, titles, en, ar, args.quick)
     log("news: the dev set's test half")
     results["news"] = news(work, root, settings, embedder)
+    log("llm: the optional LLM composer (only with RAG_LLM_URL)")
+    results["llm"] = llm_section(root, settings, embedder, args.quick)
     results["speed"] = {} if args.skip_speed else speed(work, root, settings, embedder, args.quick)
     if not args.skip_speed:
         from bench.model import model_figures, tokenizer_figures

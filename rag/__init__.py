@@ -26,7 +26,7 @@ __all__ = [
 MAX_K = 100  # chunks handed to the answerer, at most
 _lock = threading.Lock()
 _indexes: dict[Path, SearchIndex] = {}
-_chains: dict[tuple[Path, int | None], object] = {}
+_chains: dict[tuple, tuple] = {}
 
 
 def get_index(index_dir: str | Path | None = None) -> SearchIndex:
@@ -51,8 +51,13 @@ def answer(
         history: the conversation so far, oldest first, as [{"role": "user" | "assistant", "content": str}, ...];
             a follow-up question is then read in its context (the last six turns count).
 
+    With RAG_LLM_URL set, a local OpenAI-compatible LLM writes the answer in the question's language and every
+    sentence is verified against the passages it cites (`rag.llm`); follow-ups are rewritten by it first.
+
     Returns:
-        Answer with `text` (with [n] markers), `found`, `citations`, `confidence` and `searched_question`.
+        Answer with `text` (with [n] markers), `found`, `citations`, `confidence`, `searched_question`, and
+        `composer` ("extractive" or "llm"), `dropped` (LLM sentences removed) and `notice` (why the LLM's answer
+        was not shown, if it was not).
 
     Raises:
         ValueError: the question is empty or has no words, k is out of 1..100, or the history is not a list of
@@ -62,17 +67,27 @@ def answer(
     from rag.answering import make_chain, prepare_question
     from rag.conversation import answer_in_context, read_history
 
-    max_chars = Settings.from_env().max_question_chars
+    settings = Settings.from_env()
+    max_chars = settings.max_question_chars
     question = prepare_question(question, max_chars)  # before loading anything
     if k is not None and not (isinstance(k, int) and 1 <= k <= MAX_K):
         raise ValueError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
     messages = read_history(history)
     index = get_index(index_dir)
-    key = (index.index_dir, k)
+    key = (index.index_dir, k, settings.llm_url, settings.llm_model)
     with _lock:
         if key not in _chains:  # built once per index; the index itself reloads on new builds
-            _chains[key] = make_chain(index, k)
-    return answer_in_context(_chains[key].invoke, question, messages, max_chars=max_chars)
+            composer = None
+            if settings.llm_url:
+                from rag.llm import LLMComposer
+
+                composer = LLMComposer(index, settings)
+            # with an LLM, the chain stops at a Draft: the reading is chosen first, and the LLM called once
+            _chains[key] = (make_chain(index, k, answerer=composer, compose=False), composer)
+    chain, composer = _chains[key]
+    condense = (lambda q, h: composer.condense(q, h, max_chars)) if composer else None
+    result = answer_in_context(chain.invoke, question, messages, max_chars=max_chars, condense=condense)
+    return result if isinstance(result, Answer) else composer.compose(result)
 
 
 def article_text(doc_id: str, index_dir: str | Path | None = None) -> str:

@@ -46,6 +46,9 @@ class Answer:
     citations: list[Citation] = field(default_factory=list)
     confidence: float = 0.0  # the refusal model's probability that the corpus answers the question
     searched_question: str = ""  # what was searched: the question, or a follow-up with its context
+    composer: str = "extractive"  # "extractive" (quoted sentences) or "llm" (a local LLM's verified answer)
+    dropped: list[str] = field(default_factory=list)  # LLM sentences removed: no valid marker, or unsupported
+    notice: str = ""  # one line when the LLM's answer could not be shown and the extractive one is
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,6 +116,19 @@ def answer_type_cue(question: str):
     return None
 
 
+def overlap_scorer(index: SearchIndex, text: str) -> Callable[[str], float]:
+    """How much of `text` (a question, or a sentence to verify) a sentence shares, 0..1: for Latin script, the
+    IDF-weighted share of its translated concepts (`rag.crosslingual`); else the IDF-weighted share of its terms."""
+    if is_cross_lingual(text):
+        concepts = index.concepts(text)
+        return lambda sentence: coverage(concepts, frozenset(analyze(sentence))) if concepts else 0.0
+    weights = index.term_weights(analyze(text))
+    total = sum(weights.values())
+    if total <= 0:
+        return lambda sentence: 0.0
+    return lambda sentence: sum(weights.get(t, 0.0) for t in set(analyze(sentence))) / total
+
+
 def score_sentences(
     index: SearchIndex, question: str, docs: list[Document], weights: EvidenceWeights = EvidenceWeights()
 ) -> list[Evidence]:
@@ -125,9 +141,7 @@ def score_sentences(
         return []
     qvec = index.query_vector(question)
     cross = is_cross_lingual(question)
-    concepts = index.concepts(question) if cross else []
-    q_weights = {} if cross else index.term_weights(analyze(question))
-    q_total = sum(q_weights.values())
+    overlap_of = overlap_scorer(index, question)
     overlap_weight = weights.overlap_cross if cross else weights.overlap * (1.0 - latin_share(question))
     cue = answer_type_cue(question)
     best: dict[tuple[str, int], Evidence] = {}
@@ -140,11 +154,7 @@ def score_sentences(
         text = index.article_text(md["doc_id"])
         for i, ((start, end), vec) in enumerate(zip(spans, span_vecs, strict=False)):
             quote = text[start:end]
-            overlap = 0.0
-            if concepts and overlap_weight > 0:
-                overlap = coverage(concepts, frozenset(analyze(quote)))
-            elif q_total > 0 and overlap_weight > 0:
-                overlap = sum(q_weights.get(t, 0.0) for t in set(analyze(quote))) / q_total
+            overlap = overlap_of(quote) if overlap_weight > 0 else 0.0
             score = weights.sentence * float(vec @ qvec) + weights.chunk * md["dense"] + overlap_weight * overlap
             if cue is not None and cue.search(quote):
                 score += weights.answer_type
@@ -234,24 +244,30 @@ def default_answerer(index: SearchIndex) -> ExtractiveAnswerer:
 def make_chain(
     index: SearchIndex,
     k: int | None = None,
-    answerer: Callable[[str, list[Document], list[Evidence]], Answer] | None = None,
+    answerer: Callable | None = None,
     refusal: RefusalModel | None = None,
+    compose: bool = True,
 ) -> Runnable:
     """retrieve -> select_evidence -> decide -> compose, as a LangChain runnable.
 
     It takes the question string, or {"question": ..., "search": ...} for a follow-up: the search text (the
     question with its context) retrieves and decides; the question alone picks the sentences to quote, so the
     context does not pull the quote toward the earlier answer. The composer is called only when the refusal
-    model judges the question answerable.
+    model judges the question answerable. An optional "asked" key is the question as typed (when "question" is an
+    LLM's standalone rewrite of it); the Answer carries it.
+
+    `answerer` is the extractive answerer by default. A composer with a `compose` method (`rag.llm.LLMComposer`)
+    returns a Draft under the index lock and composes after it is released (an LLM call must not hold the index);
+    with `compose=False` the chain stops at the Draft, for a caller that streams the composition itself.
     """
     retriever = HybridRetriever(index=index, k=k)
-    compose = answerer or default_answerer(index)
+    answer_with = answerer or default_answerer(index)
     model = refusal or RefusalModel.load(index.settings.refusal_model)
 
     def unpack(x: str | dict) -> dict:
-        return (
-            {"question": x, "search": x} if isinstance(x, str) else {"question": x["question"], "search": x["search"]}
-        )
+        if isinstance(x, str):
+            return {"question": x, "search": x, "asked": x}
+        return {"question": x["question"], "search": x["search"], "asked": x.get("asked") or x["question"]}
 
     def retrieve(x: dict) -> dict:
         with index.lock:  # the chunks and the generation they come from, read together
@@ -262,17 +278,21 @@ def make_chain(
         confidence = model.probability(refusal_features(index, x["search"], x["docs"], evidence))
         return {**x, "evidence": evidence, "confidence": confidence}
 
-    def finish(x: dict) -> Answer:
-        question = x["question"]
+    def finish(x: dict):
+        question, asked = x["question"], x["asked"]
         if not x["evidence"] or x["confidence"] < model.threshold:
-            result = Answer(question, not_found_text(question), False, [])
+            result = Answer(asked, not_found_text(asked), False, [])
         else:
-            result = compose(question, x["docs"], x["evidence"])
+            result = answer_with(question, x["docs"], x["evidence"])
         result.confidence = round(x["confidence"], 4)
         result.searched_question = x["search"]
+        if isinstance(result, Answer):
+            result.question = asked
+        else:
+            result.asked = asked  # a Draft: the composer answers the question as typed
         return result
 
-    def decide(x: dict) -> Answer:
+    def decide(x: dict):
         # Offsets and sentence ids belong to one generation: a build that committed since retrieval is read again,
         # and none can swap the index while the answer is made.
         with index.lock:
@@ -280,4 +300,7 @@ def make_chain(
                 x = retrieve(x)
             return finish(select(x))
 
-    return RunnableLambda(unpack) | RunnableLambda(retrieve) | RunnableLambda(decide)
+    chain = RunnableLambda(unpack) | RunnableLambda(retrieve) | RunnableLambda(decide)
+    if compose and hasattr(answer_with, "compose"):
+        chain = chain | RunnableLambda(lambda r: r if isinstance(r, Answer) else answer_with.compose(r))
+    return chain

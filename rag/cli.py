@@ -50,8 +50,18 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _use_llm(args: argparse.Namespace) -> None:
+    """--llm / --llm-model: this process's RAG_LLM_URL / RAG_LLM_MODEL."""
+    if getattr(args, "llm", None):
+        os.environ["RAG_LLM_URL"] = args.llm
+    if getattr(args, "llm_model", None):
+        os.environ["RAG_LLM_MODEL"] = args.llm_model
+
+
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag import answer
+
+    _use_llm(args)
 
     result = answer(args.question, k=args.k, index_dir=args.index)
     if args.json:
@@ -63,6 +73,10 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 def _print_answer(result) -> None:
     print(result.text)
+    if result.notice:
+        print(f"(note: {result.notice})")
+    if result.composer == "llm" and result.dropped:
+        print(f"({len(result.dropped)} sentence(s) of the LLM's answer dropped: no passage supported them)")
     for c in result.citations:
         print(f"\n[{c.n}] {c.title} ({c.source}, characters {c.start}-{c.end})\n    {c.quote}")
     if result.searched_question not in ("", result.question):
@@ -73,6 +87,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     """A conversation in the terminal: follow-ups are read in context; /new starts over, /quit or Ctrl-D ends."""
     from rag import answer, get_index
     from rag.refusal import RefusalModel
+
+    _use_llm(args)
 
     get_index(args.index)  # a missing or mismatched index, or a bad setting, ends the chat at once (status 2)
     RefusalModel.load(settings.refusal_model)
@@ -104,8 +120,21 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from ui.app import serve
 
-    serve(host=args.host, port=args.port, index_dir=args.index, seeds_dir=args.seeds, read_only=args.read_only)
+    serve(
+        host=args.host,
+        port=args.port,
+        index_dir=args.index,
+        seeds_dir=args.seeds,
+        read_only=args.read_only,
+        llm_url=args.llm,
+        llm_model=args.llm_model,
+    )
     return 0
+
+
+def _llm_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--llm", metavar="URL", help="an OpenAI-compatible server that writes the answer (RAG_LLM_URL)")
+    p.add_argument("--llm-model", metavar="NAME", help="its model name (RAG_LLM_MODEL)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,11 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compact", action="store_true", help="with --json: on one line")
     p.add_argument("-k", type=int, default=None, help="chunks to retrieve (default: RAG_TOP_K or 5)")
     p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
+    _llm_options(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="a conversation in the terminal (follow-up questions read in context)")
     p.add_argument("-k", type=int, default=None, help="chunks to retrieve (default: RAG_TOP_K or 5)")
     p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
+    _llm_options(p)
     p.set_defaults(func=cmd_chat)
 
     p = sub.add_parser("serve", help="run the web chat")
@@ -148,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--read-only", action="store_true", help="no uploads: the Corpus upload is hidden and refused server-side"
     )
+    _llm_options(p)
     p.set_defaults(func=cmd_serve)
     return parser
 

@@ -84,7 +84,12 @@ def context_question(question: str, history: list[Message], max_chars: int = 200
 
 
 def answer_in_context(
-    ask: Callable[[str], object], question: str, history: list[Message], head_start: float = 1.0, max_chars: int = 2000
+    ask: Callable[[str], object],
+    question: str,
+    history: list[Message],
+    head_start: float = 1.0,
+    max_chars: int = 2000,
+    condense: Callable[[str, list[Message]], str | None] | None = None,
 ):
     """Ask the question alone and with its context; keep the reading the refusal model finds more answerable,
     giving the context reading `head_start` when the question leans on the conversation. With the default, a
@@ -93,9 +98,16 @@ def answer_in_context(
 
     `ask` is the answering chain's `invoke`: it takes the question, or {"question", "search"}, and returns an Answer
     with `confidence` and `searched_question`.
+
+    With `condense` (an LLM's rewrite of a follow-up as a standalone question, `rag.llm.LLMComposer.condense`), a
+    question with a history is searched and answered as its rewrite; when the rewrite fails, as above.
     """
-    alone = ask(question)
     expanded = context_question(question, history, max_chars)
+    if expanded is not None and condense is not None:
+        standalone = condense(question, history)
+        if standalone:
+            return ask({"question": standalone, "search": standalone, "asked": question})
+    alone = ask(question)
     if expanded is None:
         return alone
     with_context = ask({"question": question, "search": expanded})

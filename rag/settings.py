@@ -20,6 +20,10 @@ class Settings:
     chunk_overlap: int = 1  # RAG_CHUNK_OVERLAP: sentences shared by neighbouring chunks
     batch_size: int = 32  # RAG_BATCH_SIZE: texts per embedding batch
     precision: str = "auto"  # RAG_PRECISION: auto (bf16 where the CPU has it natively), fp32 or bf16
+    faiss_index: str = (
+        "auto"  # RAG_FAISS_INDEX: auto (flat up to RAG_FAISS_AUTO_ABOVE vectors, then hnsw), flat, hnsw, ivf
+    )
+    faiss_auto_above: int = 200_000  # RAG_FAISS_AUTO_ABOVE: where auto switches from exact to approximate search
     top_k: int = 5  # RAG_TOP_K: chunks handed to the answerer
     candidates: int = 100  # RAG_CANDIDATES: chunks (dense) and articles (BM25) proposed before fusion
     lexical_weight: float = 0.15  # RAG_LEXICAL_WEIGHT: weight of an article's max-normalised BM25 score
@@ -41,6 +45,12 @@ class Settings:
     max_queued_uploads: int = 2  # RAG_MAX_QUEUED_UPLOADS: uploads waiting while one is indexed; more are refused
     max_seed_files: int = 10_000  # RAG_MAX_SEED_FILES: more new files in seeds/ need `rag index --yes`
     auth: str = ""  # RAG_AUTH: user:password; required (or --read-only) to serve beyond 127.0.0.1
+    llm_url: str = ""  # RAG_LLM_URL: an OpenAI-compatible base URL (Ollama: http://127.0.0.1:11434/v1); empty: no LLM
+    llm_model: str = "qwen2.5:7b-instruct"  # RAG_LLM_MODEL: the model name the server knows
+    llm_api_key: str = ""  # RAG_LLM_API_KEY: sent as the bearer token, where the server wants one
+    llm_timeout: float = 60.0  # RAG_LLM_TIMEOUT: seconds for one LLM call, then the extractive answer is shown
+    llm_passages: int = 5  # RAG_LLM_PASSAGES: retrieved chunks given to the LLM, at most
+    llm_support: float = 0.809  # RAG_LLM_SUPPORT: support score (cosine + overlap) a cited sentence must reach
     host: str = "127.0.0.1"  # RAG_HOST
     port: int = 7860  # RAG_PORT
 

@@ -26,6 +26,7 @@ from rag.chunking import chunk_sentences, split_sentences
 from rag.embed import Embedder, batched_by_length, model_fingerprint
 from rag.lexical import bm25_terms
 from rag.settings import Settings
+from rag.vectors import build_faiss, resolve_kind
 
 log = logging.getLogger(__name__)
 
@@ -324,7 +325,11 @@ def build_index(
         if not changed and not removed and not rebuild:
             if not faiss_matches(conn, index, meta):
                 warn(f"the vector file of the index at {index} is missing or damaged: rebuilt from stored vectors")
-                _commit_documents(conn, index, [], [], {}, want, rebuild=False)
+                _commit_documents(conn, index, [], [], {}, want, rebuild=False, settings=settings)
+            elif not faiss_kind_matches(conn, meta, settings):
+                kind = resolve_kind(settings.faiss_index, _count(conn, "chunks"), settings.faiss_auto_above)
+                warn(f"building a {kind} FAISS index from the stored vectors (RAG_FAISS_INDEX={settings.faiss_index})")
+                _commit_documents(conn, index, [], [], {}, want, rebuild=False, settings=settings)
             if before_commit:
                 before_commit()
             stats.chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
@@ -343,7 +348,7 @@ def build_index(
             stats.embedded = len(missing)
         if before_commit:
             before_commit()
-        _commit_documents(conn, index, changed, removed, plans, want, rebuild)
+        _commit_documents(conn, index, changed, removed, plans, want, rebuild, settings)
         stats.chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     except sqlite3.DatabaseError as exc:
         raise damaged(index, exc) from exc
@@ -402,7 +407,17 @@ def faiss_matches(conn: sqlite3.Connection, index: Path, meta: dict[str, str]) -
         stored = faiss.read_index(str(path)).ntotal
     except RuntimeError:
         return False
-    return stored == conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    return stored == _count(conn, "chunks")
+
+
+def _count(conn: sqlite3.Connection, table: str) -> int:
+    return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+
+
+def faiss_kind_matches(conn: sqlite3.Connection, meta: dict[str, str], settings: Settings) -> bool:
+    """The FAISS file is of the kind RAG_FAISS_INDEX asks for at this size."""
+    built = json.loads(meta.get("faiss_index") or '{"kind": "flat"}').get("kind")
+    return built == resolve_kind(settings.faiss_index, _count(conn, "chunks"), settings.faiss_auto_above)
 
 
 def _existing_hashes(conn: sqlite3.Connection, hashes: list[str]) -> set[str]:
@@ -435,7 +450,7 @@ def _embed_missing(conn, embedder: Embedder, missing: list[_PlannedChunk], batch
         bar.close()
 
 
-def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild: bool) -> None:
+def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild: bool, settings: Settings) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -478,8 +493,15 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
         conn.execute("DELETE FROM embeddings WHERE embed_hash NOT IN (SELECT embed_hash FROM chunks)")
         generation = int(read_meta(conn).get("generation", "0")) + 1
         faiss_file = f"vectors-{generation:06d}.faiss"
-        dim = _write_faiss(conn, index / faiss_file)
-        meta = {**want, "generation": str(generation), "faiss_file": faiss_file, "dim": str(dim), "built_at": now}
+        dim, params = _write_faiss(conn, index / faiss_file, settings)
+        meta = {
+            **want,
+            "generation": str(generation),
+            "faiss_file": faiss_file,
+            "faiss_index": json.dumps(params),
+            "dim": str(dim),
+            "built_at": now,
+        }
         conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list(meta.items()))
         conn.execute("COMMIT")
     except BaseException:
@@ -501,22 +523,22 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _write_faiss(conn: sqlite3.Connection, path: Path) -> int:
+def _write_faiss(conn: sqlite3.Connection, path: Path, settings: Settings) -> tuple[int, dict]:
+    """The FAISS file, built from the stored vectors (the kind chosen by size, `rag.vectors`); dim and parameters."""
     rows = conn.execute("SELECT c.id, e.vector FROM chunks c JOIN embeddings e USING (embed_hash)").fetchall()
     if len(rows) != conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]:
         raise IndexError_(f"stored vectors are missing for some chunks of {path.parent}: run `rag index --rebuild`")
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
     dim = vecs.shape[1] if len(rows) else 0
-    index = faiss.IndexIDMap2(faiss.IndexFlatIP(max(dim, 1)))
-    if len(rows):
-        index.add_with_ids(vecs, ids)
+    kind = resolve_kind(settings.faiss_index, len(rows), settings.faiss_auto_above)
+    index, params = build_faiss(vecs, ids, kind)
     tmp = path.with_suffix(".faiss.tmp")
     faiss.write_index(index, str(tmp))
     with open(tmp, "rb+") as fh:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-    return dim
+    return dim, params
 
 
 def _atomic_write(path: Path, text: str) -> None:

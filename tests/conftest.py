@@ -13,6 +13,17 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
+ANSWER_KEYS = {
+    "question",
+    "text",
+    "found",
+    "citations",
+    "confidence",
+    "searched_question",
+    "composer",
+    "dropped",
+    "notice",
+}
 ALBANIA_REASON = "قطع العلاقات الدبلوماسية مع طهران بسبب الهجمات الإلكترونية الإيرانية"
 
 

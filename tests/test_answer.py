@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ALBANIA_REASON, ROOT
+from conftest import ALBANIA_REASON, ANSWER_KEYS, ROOT
 
 from rag import IndexMissing, answer, article_text
 
@@ -70,7 +70,7 @@ def test_cli_ask_json(seed_index):
     out = _rag("ask", "why did Albania cut ties?", "--json", "--index", str(seed_index))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert set(data) == {"question", "text", "found", "citations", "confidence", "searched_question"}
+    assert set(data) == ANSWER_KEYS and data["composer"] == "extractive"
     assert data["found"] is True and 0 < data["confidence"] <= 1
     assert set(data["citations"][0]) == {"n", "doc_id", "title", "source", "quote", "start", "end", "passage", "score"}
 

@@ -81,16 +81,36 @@ class ChatService:
         self.seeds_dir = seeds_dir
         self.read_only = read_only
         self.index = SearchIndex(index_dir, settings)
-        self.chain = make_chain(self.index)
+        self.composer = None
+        if settings.llm_url:  # a local LLM answers in the asker's language; its citations are verified
+            from rag.llm import LLMComposer
+
+            self.composer = LLMComposer(self.index, settings)
+        # Retrieval and refusal, stopping before an LLM composes: the reading of a follow-up is chosen first, and the
+        # LLM is called once, streamed in the chat.
+        self.drafts = make_chain(self.index, answerer=self.composer, compose=False)
         self._build_lock = threading.Lock()
         # one upload indexes while at most `max_queued_uploads` wait; more are refused at once
         self._slots = threading.BoundedSemaphore(1 + max(0, settings.max_queued_uploads))
 
     def ask(self, question: str, history: list[dict] | None = None) -> Answer:
         """Answer a question, reading it in the context of `history` (the messages format, oldest first)."""
+        result = self.prepare(question, history)
+        return result if isinstance(result, Answer) else self.composer.compose(result)
+
+    def prepare(self, question: str, history: list[dict] | None = None):
+        """Like `ask`, but with an LLM configured an answerable question comes back as a Draft for `stream`."""
+        return self._in_context(self.drafts.invoke, question, history)
+
+    def stream(self, draft) -> Iterator[str | Answer]:
+        """The LLM's reply as it grows, then the verified Answer (see `rag.llm.LLMComposer.stream`)."""
+        return self.composer.stream(draft)
+
+    def _in_context(self, invoke, question: str, history: list[dict] | None):
         max_chars = self.settings.max_question_chars
         question = prepare_question(question, max_chars)
-        return answer_in_context(self.chain.invoke, question, read_history(history), max_chars=max_chars)
+        condense = (lambda q, h: self.composer.condense(q, h, max_chars)) if self.composer else None
+        return answer_in_context(invoke, question, read_history(history), max_chars=max_chars, condense=condense)
 
     def documents(self) -> list[list]:
         return [[d["title"], d["source"], d["chunks"], d["added_at"]] for d in self.index.documents()]
@@ -219,10 +239,18 @@ SEARCHED_MARK = '<div class="searched"'
 
 
 def searched_note(answer: Answer) -> str:
-    """Small print under a follow-up's answer: the question as it was searched, when it differs from the typed one."""
-    if answer.searched_question in ("", answer.question):
+    """Small print under an answer: the LLM notice (why the quoted sentences are shown), how many of the LLM's
+    sentences were dropped, and the question as it was searched when it differs from the typed one."""
+    lines = []
+    if answer.notice:
+        lines.append(f"note: {answer.notice}")
+    if answer.composer == "llm" and answer.dropped:
+        lines.append(f"{len(answer.dropped)} sentence(s) of the LLM's answer dropped: no passage supported them")
+    if answer.searched_question not in ("", answer.question):
+        lines.append(f"searched as: {answer.searched_question}")
+    if not lines:
         return ""
-    return f'{SEARCHED_MARK} dir="auto">searched as: {as_text(answer.searched_question)}</div>'
+    return f'{SEARCHED_MARK} dir="auto">' + "<br>".join(as_text(x) for x in lines) + "</div>"
 
 
 def _stream(text: str, step: int = 6) -> Iterator[str]:
@@ -244,14 +272,23 @@ def create_app(service: ChatService) -> gr.Blocks:
         history += [{"role": "user", "content": as_text(question)}, {"role": "assistant", "content": "…"}]
         yield history, '<div class="no-sources">Searching the articles…</div>', ""
         try:
-            answer = service.ask(question, context)
+            result = service.prepare(question, context)
         except Exception as exc:  # a user-facing one-liner, never a traceback in the chat
             history[-1]["content"] = as_text(f"Error: {exc}")
             yield history, "", ""
             return
-        for partial in _stream(answer.text):
-            history[-1]["content"] = partial
-            yield history, gr.update(), ""
+        if isinstance(result, Answer):
+            answer = result
+            for partial in _stream(answer.text):
+                history[-1]["content"] = partial
+                yield history, gr.update(), ""
+        else:  # the LLM's tokens as they arrive; the verified answer replaces them at the end
+            for item in service.stream(result):
+                if isinstance(item, Answer):
+                    answer = item
+                else:
+                    history[-1]["content"] = as_text(item)
+                    yield history, gr.update(), ""
         history[-1]["content"] = as_text(answer.text) + searched_note(answer)
         yield history, sources_html(answer), ""
 
@@ -262,6 +299,19 @@ def create_app(service: ChatService) -> gr.Blocks:
             return service.ask(question, history).to_dict()
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
+
+    def ask_stream(question: str, history: list[dict] | None = None) -> Iterator[dict]:
+        """Like /ask, streamed: {"text": ..., "done": false} as the answer grows (an LLM's markers held back until
+        complete), then the full answer with "done": true."""
+        try:
+            result = service.prepare(question, history)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from exc
+        if isinstance(result, Answer):
+            yield {**result.to_dict(), "done": True}
+            return
+        for item in service.stream(result):
+            yield {**item.to_dict(), "done": True} if isinstance(item, Answer) else {"text": item, "done": False}
 
     def add(files: list[str] | None, replace: bool, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
         if not files:
@@ -329,6 +379,7 @@ def create_app(service: ChatService) -> gr.Blocks:
                 status = gr.Textbox(label="Result", lines=4, interactive=False, elem_id="upload-status")
                 add_btn.click(add, [files, replace], [status, table], api_visibility="private")
         gr.api(ask_api, api_name="ask")
+        gr.api(ask_stream, api_name="ask_stream")
     return app
 
 
@@ -403,12 +454,14 @@ def launch(
     seeds_dir: str | Path | None = None,
     block: bool = True,
     read_only: bool = False,
+    llm_url: str | None = None,
+    llm_model: str | None = None,
 ) -> tuple[gr.Blocks, str]:
     """Start the chat, building what is missing first; binds to 127.0.0.1 unless told otherwise.
 
     Off loopback it needs RAG_AUTH (a login) or `read_only` (no uploads); otherwise it refuses to start.
     """
-    settings = Settings.from_env()
+    settings = Settings.from_env(llm_url=llm_url, llm_model=llm_model)
     host = host or settings.host
     auth = server_auth(host, settings, read_only)  # before any work
     index = Path(index_dir) if index_dir else settings.index_dir
@@ -418,7 +471,8 @@ def launch(
     service.index.embedder  # noqa: B018 - load the model now, not on the first question
     service.index.lexicon  # noqa: B018 - and the lexicon (parsed once, then cached as JSON)
     app, url = start_app(service, host, port or settings.port, auth)
-    print(f"chat running at {url}{' (read-only)' * read_only} (Ctrl+C to stop)", flush=True)
+    llm = f" (answers by {settings.llm_model} at {settings.llm_url}, verified)" if settings.llm_url else ""
+    print(f"chat running at {url}{' (read-only)' * read_only}{llm} (Ctrl+C to stop)", flush=True)
     if block:
         try:
             app.block_thread()
@@ -433,5 +487,7 @@ def serve(
     index_dir: str | Path | None = None,
     seeds_dir: str | Path | None = None,
     read_only: bool = False,
+    llm_url: str | None = None,
+    llm_model: str | None = None,
 ) -> None:
-    launch(host, port, index_dir, seeds_dir, block=True, read_only=read_only)
+    launch(host, port, index_dir, seeds_dir, block=True, read_only=read_only, llm_url=llm_url, llm_model=llm_model)

@@ -1,0 +1,67 @@
+"""The FAISS index by size: exact below the bound, HNSW or IVF above it, recall against exact search, and a kind change
+that rebuilds the file from stored vectors without the model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import faiss
+import numpy as np
+import pytest
+from conftest import ALBANIA_REASON
+
+from rag import store
+from rag.retrieve import SearchIndex
+from rag.store import build_index
+from rag.vectors import build_faiss, recall_at_k, resolve_kind
+
+
+def test_auto_is_exact_below_the_bound_and_hnsw_above():
+    assert resolve_kind("auto", 1000, 200_000) == "flat"
+    assert resolve_kind("auto", 200_001, 200_000) == "hnsw"
+    assert resolve_kind("ivf", 10, 200_000) == "ivf"
+    with pytest.raises(ValueError, match="RAG_FAISS_INDEX"):
+        resolve_kind("annoy", 10, 10)
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_approximate_recall_at_10_against_exact_search(kind):
+    # Synthetic, clustered like text vectors: 400 topics, 20,000 unit vectors around them, 200 held-out queries.
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(400, 384)).astype(np.float32)
+    points = centres[rng.integers(0, 400, 20_200)] + 0.6 * rng.normal(size=(20_200, 384)).astype(np.float32)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    data, queries = points[:20_000], points[20_000:]
+    ids = np.arange(len(data), dtype=np.int64) * 3 + 7  # chunk ids are not positions
+    exact, _ = build_faiss(data, ids, "flat")
+    approx, params = build_faiss(data, ids, kind)
+    assert params["kind"] == kind
+    assert recall_at_k(exact, approx, queries, 10) >= 0.98
+    assert np.allclose(approx.reconstruct(int(ids[5])), data[5], atol=0.02)  # lexical candidates need this
+
+
+def test_changing_the_kind_rebuilds_from_stored_vectors_without_the_model(
+    tmp_path, seeds_copy, settings, embedder, monkeypatch
+):
+    index = tmp_path / "index"
+    build_index(seeds_copy, index, settings=settings, embedder=embedder, progress=False)
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(store, "Embedder", refuse)
+    for kind in ("hnsw", "ivf", "flat"):
+        kind_settings = replace(settings, faiss_index=kind)
+        warnings: list[str] = []
+        stats = build_index(seeds_copy, index, settings=kind_settings, progress=False, on_warning=warnings.append)
+        assert stats.embedded == 0 and any(f"building a {kind} FAISS index" in w for w in warnings)
+        manifest = json.loads((index / store.MANIFEST).read_text())
+        assert json.loads(manifest["faiss_index"])["kind"] == kind
+        loaded = SearchIndex(index, kind_settings, embedder=embedder)
+        inner = faiss.downcast_index(loaded.vectors.index)
+        assert {"flat": faiss.IndexFlatIP, "hnsw": faiss.IndexHNSWFlat, "ivf": faiss.IndexIVFScalarQuantizer}[
+            kind
+        ] is type(inner)
+        hits = loaded.search("لماذا قطعت ألبانيا علاقاتها مع إيران؟")
+        assert any(ALBANIA_REASON in h.text for h in hits)
