@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := models/multilingual-e5-small
 SHARED ?= ../shared
 
-.PHONY: install model index run test lint format bench bench-quick bench-openvino browser lexicon clean
+.PHONY: install model index run test test-scale lint format bench bench-quick bench-openvino browser lexicon clean
 
 install: $(STAMP) $(MODEL)/conversion.json lexicon
 
@@ -57,7 +57,13 @@ format: install
 	$(BIN)/ruff check --fix rag ui tests bench
 
 test: install browser lint
-	$(BIN)/pytest -q -rs
+	$(BIN)/pytest -q -rs -m "not scale"
+	$(MAKE) test-scale
+
+# The scale-out tests need Ray (the `scale` extra, about 300 MB installed); only they install it.
+test-scale: install
+	@$(BIN)/python -c "import ray" 2>/dev/null || $(BIN)/pip install -q -e '.[scale]'
+	$(BIN)/pytest -q -rs -m scale
 
 bench: install
 	$(BIN)/python -m bench.run --shared $(SHARED)

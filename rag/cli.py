@@ -33,6 +33,11 @@ def cmd_model(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     from rag.store import build_index
 
+    engine = None
+    if args.ray:
+        from rag.ray_embed import ray_engine
+
+        engine = ray_engine(settings, address=args.ray_address, actors=args.ray_actors)
     stats = build_index(
         args.seeds,
         args.index,
@@ -41,6 +46,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         progress=not args.quiet,
         on_warning=lambda line: _print_err(f"warning: {line}"),
         yes=args.yes,
+        engine=engine,
     )
     print(f"index {args.index or settings.index_dir}: {stats.summary()}")
     from rag.crosslingual import lexicon_status
@@ -154,6 +160,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rebuild", action="store_true", help="start from scratch (after changing model or chunking)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--yes", action="store_true", help="index even more than RAG_MAX_SEED_FILES new files")
+    p.add_argument("--ray", action="store_true", help="embed on Ray (a local cluster, or --ray-address / RAY_ADDRESS)")
+    p.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster to join, e.g. ray://head:10001")
+    p.add_argument("--ray-actors", type=int, metavar="N", help="embedding actors (default RAG_RAY_ACTORS)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="answer a question with numbered citations")
@@ -187,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors a user can cause print one line and exit with status 2."""
     from rag.model import ModelError
+    from rag.ray_embed import RayMissing
     from rag.refusal import RefusalModelError
     from rag.store import IndexError_
 
@@ -196,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         return args.func(args, settings)
-    except (ValueError, FileNotFoundError, IndexError_, ModelError, RefusalModelError, KeyError) as exc:
+    except (ValueError, FileNotFoundError, IndexError_, ModelError, RefusalModelError, RayMissing, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         _print_err(f"error: {msg}")
         return 2

@@ -13,7 +13,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -251,6 +251,7 @@ def build_index(
     yes: bool = False,
     pending: Sequence[Article] = (),
     before_commit: Callable[[], None] | None = None,
+    engine: EmbedEngine | None = None,
 ) -> BuildStats:
     """Bring the index at `index_dir` in line with the articles under `seeds_dir`.
 
@@ -272,6 +273,8 @@ def build_index(
             source files and are indexed with the rest.
         before_commit: called after embedding and just before the index commits (an upload moves its files into
             `seeds_dir` here); if it raises, the index is left as it was.
+        engine: what embeds the chunks that have no stored vector (default: the model in this process;
+            `rag.ray_embed.ray_engine` embeds them on a Ray cluster).
 
     Returns:
         BuildStats with counts of added / updated / removed / unchanged articles and chunks embedded.
@@ -342,9 +345,11 @@ def build_index(
         missing = [p for h, p in todo.items() if h not in have]
         stats.reused = sum(len(planned) for _, planned in plans.values()) - len(missing)
         if missing:
-            embedder = embedder or Embedder(str(settings.model), settings.precision)
+            if engine is None:
+                embedder = embedder or Embedder(str(settings.model), settings.precision)
+                engine = local_engine(embedder, settings.batch_size)
             stats.model_loaded = True
-            _embed_missing(conn, embedder, missing, settings.batch_size, progress)
+            _embed_missing(conn, engine, missing, progress)
             stats.embedded = len(missing)
         if before_commit:
             before_commit()
@@ -429,23 +434,42 @@ def _existing_hashes(conn: sqlite3.Connection, hashes: list[str]) -> set[str]:
     return found
 
 
-def _embed_missing(conn, embedder: Embedder, missing: list[_PlannedChunk], batch_size: int, progress: bool):
-    from tqdm import tqdm
+EmbeddedRow = tuple[str, bytes, bytes]  # embed_hash, chunk vector (float32), sentence vectors (float16)
+EmbedEngine = Callable[[list["_PlannedChunk"]], Iterator[list[EmbeddedRow]]]
 
-    texts = [p.text for p in missing]
-    bar = tqdm(total=len(missing), unit="chunk", desc="embedding", disable=not progress, smoothing=0.1)
-    try:
+
+def local_engine(embedder: Embedder, batch_size: int) -> EmbedEngine:
+    """Embedding in this process: batches of similar length through the loaded model."""
+
+    def run(missing: list[_PlannedChunk]) -> Iterator[list[EmbeddedRow]]:
+        texts = [p.text for p in missing]
         for idx in batched_by_length(texts, batch_size):
             batch = [missing[i] for i in idx]
             vecs = embedder.embed_chunks([p.text for p in batch], [p.spans for p in batch])
-            rows = [
-                (p.embed_hash, v.vector.astype(np.float32).tobytes(), v.span_vectors.astype(np.float16).tobytes())
-                for p, v in zip(batch, vecs, strict=True)
-            ]
+            yield [embedded_row(p.embed_hash, v) for p, v in zip(batch, vecs, strict=True)]
+
+    return run
+
+
+def embedded_row(embed_hash: str, embedding) -> EmbeddedRow:
+    """What the store keeps of one chunk's embedding."""
+    return (
+        embed_hash,
+        embedding.vector.astype(np.float32).tobytes(),
+        embedding.span_vectors.astype(np.float16).tobytes(),
+    )
+
+
+def _embed_missing(conn, engine: EmbedEngine, missing: list[_PlannedChunk], progress: bool) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(missing), unit="chunk", desc="embedding", disable=not progress, smoothing=0.1)
+    try:
+        for rows in engine(missing):
             with conn:  # one small transaction per batch: a killed build keeps what it has embedded
                 conn.execute("BEGIN")
                 conn.executemany("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", rows)
-            bar.update(len(batch))
+            bar.update(len(rows))
     finally:
         bar.close()
 

@@ -213,3 +213,35 @@ def test_a_real_llm_answers_with_verified_citations(news_index, settings, embedd
     answer = make_chain(composer.index, answerer=composer).invoke(QUESTION)
     assert answer.found
     assert_quotes_hold(composer, answer)
+
+
+@pytest.mark.browser
+def test_browser_shows_the_verified_llm_answer(llm, composer, tmp_path, embedder):
+    from test_ui import ARTIFACTS, _browser, _free_port
+
+    from ui.app import ChatService, start_app
+
+    service = ChatService(composer.index.index_dir, tmp_path, composer.settings)
+    service.index._embedder = embedder
+    app, url = start_app(service, "127.0.0.1", _free_port())
+    pw, browser = _browser()
+    try:
+        n = reason_passage(draft_of(composer))
+        good = "Albania cut diplomatic ties with Iran because of Iranian cyberattacks"
+        llm.script({"text": f"{good} [{n}]. Albania joined the EU in 2019 [{n}]."})
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(url)
+        page.fill("#question textarea", QUESTION)
+        page.click("#ask")
+        page.wait_for_function(
+            "() => (document.querySelector('#chat .searched')?.innerText || '').includes('dropped')", timeout=120_000
+        )
+        shown = page.locator("#chat [data-testid=bot] .message-content").last.inner_text()
+        assert f"{good} [1]." in shown and "2019" not in shown
+        assert ALBANIA_REASON in page.locator("#sources").inner_text()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "chat-llm.png"), full_page=True)
+    finally:
+        browser.close()
+        pw.stop()
+        app.close()

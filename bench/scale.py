@@ -1,0 +1,247 @@
+"""The cost curve (`make bench-scale`, about 15 minutes here): build throughput locally and on Ray, search cost of exact
+and approximate FAISS indexes as the corpus grows, disk per chunk, and a projection to 10M and 100M chunks.
+
+Vectors beyond the real index are synthetic: real chunk vectors of the SaudiNewsNet scale index (built by `make
+bench`) plus Gaussian noise, renormalised, labelled as such in the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from bench.data import data_dir, saudinewsnet
+from bench.run import ROOT, log, rss_mb, write_bulk_rows
+from rag.embed import Embedder
+from rag.settings import Settings
+from rag.store import DB_NAME, build_index
+from rag.vectors import build_faiss, recall_at_k
+
+WORK = ROOT / "bench" / "work"
+SCALE_INDEX = WORK / "snn-index"
+
+
+def build_throughput(root: Path, settings: Settings, n_articles: int) -> dict:
+    """Chunks/s of the local builder and of `--ray` with 1 and 2 local actors, against bare encode, same chunks."""
+    from rag.articles import read_articles
+    from rag.ray_embed import ray_engine
+    from rag.store import plan_chunks
+
+    rows = saudinewsnet(root, 2600 + 200 + n_articles)[-n_articles:]  # articles the scale index does not hold
+    seeds = WORK / "scale-throughput" / "seeds"
+    write_bulk_rows(seeds, rows)
+    embedder = Embedder(str(settings.model), settings.precision)
+    articles, _ = read_articles(seeds)
+    texts = [p.text for a in articles for p in plan_chunks(a, settings, embedder.fingerprint)[1]]
+    embedder.model.encode_document(texts[:32], batch_size=32)
+    t0 = time.perf_counter()
+    embedder.model.encode_document(texts, batch_size=settings.batch_size)
+    out: dict = {"chunks": len(texts), "bare fp32 encode (chunks/s)": len(texts) / (time.perf_counter() - t0)}
+    runs = {"local builder": None, "--ray, 1 actor": 1, "--ray, 2 actors": 2}
+    for name, actors in runs.items():
+        index = WORK / "scale-throughput" / f"index-{actors or 0}"
+        if index.exists():
+            import shutil
+
+            shutil.rmtree(index)
+        engine = None if actors is None else ray_engine(settings, actors=actors)
+        t0 = time.perf_counter()
+        stats = build_index(seeds, index, settings=settings, embedder=embedder, engine=engine, progress=False)
+        seconds = time.perf_counter() - t0
+        out[f"{name} (chunks/s, whole build)"] = stats.embedded / seconds
+    out["--ray 1 actor / local builder"] = (
+        out["--ray, 1 actor (chunks/s, whole build)"] / out["local builder (chunks/s, whole build)"]
+    )
+    return out
+
+
+def real_vectors() -> np.ndarray:
+    conn = sqlite3.connect(SCALE_INDEX / DB_NAME)
+    blobs = [r[0] for r in conn.execute("SELECT e.vector FROM chunks c JOIN embeddings e USING (embed_hash)")]
+    conn.close()
+    return np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(len(blobs), -1)
+
+
+def grown(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """`n` vectors: the real ones, then perturbed copies of them (synthetic), unit length."""
+    if n <= len(real):
+        return real[:n].copy()
+    extra = real[rng.integers(0, len(real), n - len(real))] + 0.05 * rng.standard_normal(
+        (n - len(real), real.shape[1]), dtype=np.float32
+    )
+    extra /= np.linalg.norm(extra, axis=1, keepdims=True)
+    return np.concatenate([real, extra])
+
+
+def search_costs(sizes: list[int], kinds: list[str]) -> dict:
+    """Build time, search p50/p95 (one query at a time), recall@10 against exact, and memory, per kind and size."""
+    import faiss
+
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    rng = np.random.default_rng(0)
+    real = real_vectors()
+    queries = grown(real, len(real) + 200, rng)[-200:]  # held-out perturbed vectors
+    out: dict = {}
+    for n in sizes:
+        data = grown(real, n, rng)
+        ids = np.arange(n, dtype=np.int64)
+        exact = None
+        for kind in kinds:
+            before = rss_mb()
+            t0 = time.perf_counter()
+            index, params = build_faiss(data, ids, kind)
+            built = time.perf_counter() - t0
+            size_mb = len(faiss.serialize_index(index)) / 2**20
+            lat = []
+            for q in queries:
+                t0 = time.perf_counter()
+                index.search(q[None, :], 10)
+                lat.append((time.perf_counter() - t0) * 1000)
+            exact = index if kind == "flat" else exact
+            recall = 1.0 if kind == "flat" else recall_at_k(exact, index, queries, 10) if exact is not None else None
+            out[f"{kind} @ {n:,}"] = {
+                "vectors": "real" if n <= len(real) else f"{len(real):,} real + {n - len(real):,} synthetic",
+                "build (s)": built,
+                "search p50 (ms)": float(np.percentile(lat, 50)),
+                "search p95 (ms)": float(np.percentile(lat, 95)),
+                "recall@10 vs exact": recall,
+                "index size (MB)": size_mb,
+                "RSS growth (MB)": rss_mb() - before,
+                "params": json.dumps({k: v for k, v in params.items() if k != "kind"}),
+            }
+            log(f"scale: {kind} at {n:,}: {out[f'{kind} @ {n:,}']}")
+            if kind != "flat":
+                del index
+        del data, exact
+    return out
+
+
+def disk_per_chunk() -> dict:
+    """Bytes per chunk of the scale index, by table and file."""
+    conn = sqlite3.connect(SCALE_INDEX / DB_NAME)
+    n = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+    out = {"chunks": n}
+    for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"):
+        if size / n >= 20:
+            out[f"sqlite: {name} (B/chunk)"] = size / n
+    conn.close()
+    for pattern, label in (("*.faiss", "faiss file"), ("cache-*/**/*", "caches")):
+        total = sum(f.stat().st_size for f in SCALE_INDEX.glob(pattern) if f.is_file())
+        out[f"{label} (B/chunk)"] = total / n
+    out["all (B/chunk)"] = sum(f.stat().st_size for f in SCALE_INDEX.rglob("*") if f.is_file()) / n
+    return out
+
+
+def answer_latency(settings: Settings) -> dict:
+    from rag.answering import make_chain
+    from rag.retrieve import SearchIndex
+
+    index = SearchIndex(SCALE_INDEX, settings)
+    chain = make_chain(index)
+    questions = ["why did Albania cut ties?", "What did the ministry announce?", "ما هي أسعار النفط؟"] * 20
+    chain.invoke(questions[0])
+    lat = []
+    for q in questions:
+        t0 = time.perf_counter()
+        chain.invoke(q)
+        lat.append((time.perf_counter() - t0) * 1000)
+    return {"chunks": len(index), "answer() p50 (ms)": float(np.percentile(lat, 50))}
+
+
+def projection(costs: dict, throughput: dict, disk: dict) -> list[list[str]]:
+    """Linear extrapolation from the largest measured size: memory, disk, build time per worker, query latency."""
+    sizes = sorted({int(k.split(" @ ")[1].replace(",", "")) for k in costs})
+    top = sizes[-1]
+    flat, hnsw = costs[f"flat @ {top:,}"], costs.get(f"hnsw @ {top:,}")
+    per_worker = throughput["local builder (chunks/s, whole build)"]
+    rows = []
+    for n in (10_000_000, 100_000_000):
+        scale = n / top
+        flat_mem = flat["index size (MB)"] * scale / 1024
+        hnsw_mem = (hnsw or flat)["index size (MB)"] * scale / 1024
+        rows.append(
+            [
+                f"{n:,}",
+                f"{flat_mem:.0f} GB flat / {hnsw_mem:.0f} GB HNSW",
+                f"{disk['all (B/chunk)'] * n / 2**30:.0f} GB",
+                f"{n / per_worker / 86400:.0f} days",
+                f"flat ~{flat['search p50 (ms)'] * scale:.0f} ms; HNSW ~{(hnsw or flat)['search p50 (ms)']:.1f} ms "
+                "(grows with log n)",
+                "the FAISS index must fit in RAM: shard it (or IVF-PQ on disk)"
+                if hnsw_mem > 100
+                else "flat search latency; then RAM",
+            ]
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared", default=None)
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="vector counts for the search cost curve")
+    parser.add_argument("--articles", type=int, default=60, help="articles for the build throughput runs")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "SCALE.md"))
+    args = parser.parse_args(argv)
+    if not (SCALE_INDEX / DB_NAME).is_file():
+        print("error: no scale index at bench/work/snn-index: run `make bench` first", file=sys.stderr)
+        return 2
+    root = data_dir(args.shared)
+    settings = Settings.from_env()
+    t_start = time.perf_counter()
+    log("scale: build throughput, local and on Ray")
+    throughput = build_throughput(root, settings, args.articles)
+    log("scale: search cost by index kind and size")
+    costs = search_costs([int(x) for x in args.sizes.split(",")], ["flat", "hnsw", "ivf"])
+    disk = disk_per_chunk()
+    answers = answer_latency(replace(settings))
+    lines = [
+        "# Cost curve (`make bench-scale`)",
+        "",
+        f"- took {(time.perf_counter() - t_start) / 60:.1f} min on {os.cpu_count()} cores; one query at a time",
+        "",
+        "## Build throughput (same chunks, same run)",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        *[f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in throughput.items()],
+        "",
+        "## Search by index kind and size",
+        "",
+        "| index | vectors | build (s) | p50 (ms) | p95 (ms) | recall@10 | size (MB) | RSS growth (MB) | parameters |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, c in costs.items():
+        recall = "-" if c["recall@10 vs exact"] is None else f"{c['recall@10 vs exact']:.3f}"
+        lines.append(
+            f"| {name} | {c['vectors']} | {c['build (s)']:.1f} | {c['search p50 (ms)']:.2f} | "
+            f"{c['search p95 (ms)']:.2f} | {recall} | {c['index size (MB)']:.0f} | {c['RSS growth (MB)']:.0f} | "
+            f"{c['params']} |"
+        )
+    lines += ["", "## Disk per chunk (the SaudiNewsNet scale index)", "", "| part | bytes per chunk |", "|---|---|"]
+    lines += [f"| {k} | {v:.0f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in disk.items()]
+    lines += ["", f"answer() p50 on the largest real index ({answers['chunks']:,} chunks): "]
+    lines[-1] += f"{answers['answer() p50 (ms)']:.1f} ms"
+    lines += [
+        "",
+        "## Projection (linear from the largest measured size; one worker = this machine's local builder)",
+        "",
+        "| chunks | FAISS memory | disk | build time, one worker | query latency | first part that breaks |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += ["| " + " | ".join(r) + " |" for r in projection(costs, throughput, disk)]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    Path(args.out).write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""Scale-out: `rag index --ray` on a local Ray cluster builds the same index as the local builder (needs the `scale`
+extra, which `make test` installs for these tests)."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import ALBANIA_REASON, SEEDS
+
+from rag import store
+from rag.answering import make_chain
+from rag.embed import Embedder
+from rag.retrieve import SearchIndex
+from rag.store import build_index
+
+pytestmark = pytest.mark.scale
+ray = pytest.importorskip("ray", reason="Ray is not installed: `pip install -e '.[scale]'` (make test does)")
+
+
+def _chunks(index) -> list[tuple]:
+    conn = sqlite3.connect(index / store.DB_NAME)
+    rows = conn.execute(
+        "SELECT c.id, c.doc_id, c.start, c.end, c.embed_hash, e.vector, e.spans "
+        "FROM chunks c JOIN embeddings e USING (embed_hash) ORDER BY c.id"
+    ).fetchall()
+    conn.close()
+    return rows
+
+
+def test_ray_builds_the_same_index_as_the_local_builder(tmp_path, settings):
+    from distractors import write_distractors
+
+    from rag.ray_embed import ray_engine
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "albania.txt").write_bytes(next(SEEDS.glob("*.txt")).read_bytes())
+    write_distractors(seeds)
+    fp32 = replace(settings, precision="fp32")
+    local = build_index(seeds, tmp_path / "local", settings=fp32, embedder=Embedder(str(fp32.model)), progress=False)
+    on_ray = build_index(seeds, tmp_path / "ray", settings=fp32, engine=ray_engine(fp32, actors=1), progress=False)
+    assert (on_ray.embedded, on_ray.chunks) == (local.embedded, local.chunks)
+
+    a, b = _chunks(tmp_path / "local"), _chunks(tmp_path / "ray")
+    assert [r[:5] for r in a] == [r[:5] for r in b]  # same chunk ids, articles, offsets, text hashes
+    va = np.stack([np.frombuffer(r[5], dtype=np.float32) for r in a])
+    vb = np.stack([np.frombuffer(r[5], dtype=np.float32) for r in b])
+    assert float((va * vb).sum(1).min()) >= 0.9999
+    sa = np.concatenate([np.frombuffer(r[6], dtype=np.float16) for r in a]).astype(np.float32)
+    sb = np.concatenate([np.frombuffer(r[6], dtype=np.float16) for r in b]).astype(np.float32)
+    assert np.abs(sa - sb).max() <= 2e-3  # sentence vectors within fp16 tolerance
+
+    answers = [
+        make_chain(SearchIndex(tmp_path / name, fp32)).invoke("لماذا قطعت ألبانيا علاقاتها مع إيران؟")
+        for name in ("local", "ray")
+    ]
+    assert [(c.doc_id, c.start, c.end) for c in answers[0].citations] == [
+        (c.doc_id, c.start, c.end) for c in answers[1].citations
+    ]
+    assert any(ALBANIA_REASON in c.quote for c in answers[1].citations)
