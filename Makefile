@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := models/multilingual-e5-small
 SHARED ?= ../shared
 
-.PHONY: install model index run test test-scale lint format bench bench-quick bench-openvino browser lexicon clean
+.PHONY: install model index run test test-scale lint format bench bench-quick bench-scale bench-openvino browser lexicon clean
 
 install: $(STAMP) $(MODEL)/conversion.json lexicon
 
@@ -70,6 +70,11 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python -m bench.run --shared $(SHARED) --quick
+
+# The cost curve: local and Ray build throughput, flat/HNSW/IVF search at 10k-1M vectors, disk per chunk, projection.
+bench-scale: install
+	@$(BIN)/python -c "import ray" 2>/dev/null || $(BIN)/pip install -q -e '.[scale]'
+	$(BIN)/python -m bench.scale --shared $(SHARED)
 
 # OpenVINO against torch bf16, same chunks, same run; OpenVINO goes into bench/work/openvino, not the project.
 bench-openvino: install

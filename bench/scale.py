@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", default=None)
     parser.add_argument("--sizes", default="10000,100000,1000000", help="vector counts for the search cost curve")
-    parser.add_argument("--articles", type=int, default=60, help="articles for the build throughput runs")
+    parser.add_argument("--articles", type=int, default=150, help="articles for the build throughput runs")
     parser.add_argument("--out", default=str(ROOT / "bench" / "SCALE.md"))
     args = parser.parse_args(argv)
     if not (SCALE_INDEX / DB_NAME).is_file():
