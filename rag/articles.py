@@ -8,7 +8,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md")
 BULK_SUFFIX = ".jsonl"
+PARQUET_SUFFIX = ".parquet"  # bulk shards for large archives (read with pyarrow, the `scale` extra)
 
 # Site footers that news scrapers leave on the last line. Kept here, in one place; matched after
 # whitespace is collapsed, alone on a line or after a tracking blob.
@@ -152,7 +153,11 @@ def read_record(line: str) -> tuple[str, str, str, str, str]:
         raise ValueError(f"line of {len(line):,} characters is over the {MAX_LINE_CHARS:,} bound")
     if _nesting(line) > MAX_NESTING:
         raise ValueError(f"JSON nested deeper than {MAX_NESTING} levels")
-    rec = json.loads(line)
+    return record_fields(json.loads(line))
+
+
+def record_fields(rec: object) -> tuple[str, str, str, str, str]:
+    """id, title, text, url and date of one bulk record (a JSON line, a Parquet row); ValueError if it is not one."""
     if not isinstance(rec, dict):
         raise ValueError("not a JSON object")
     for key in ("id", "text"):
@@ -177,13 +182,36 @@ def parse_jsonl(data: bytes, source: str) -> Iterator[Article | SkippedInput]:
     A line that is not such a record, or repeats an id of an earlier line, is yielded as SkippedInput naming its line.
     """
     text = decode_text(data, source)
+
+    def records() -> Iterator[tuple[int, Callable[[], tuple]]]:
+        for lineno, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                yield lineno, lambda line=line: read_record(line)
+
+    return _bulk_articles(records(), source)
+
+
+def parse_parquet(path: Path, source: str) -> Iterator[Article | SkippedInput]:
+    """Articles of a Parquet shard with the .jsonl record's columns (needs pyarrow: the `scale` extra)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:
+        raise SkippedInput(f"{source}: Parquet needs pyarrow: `pip install -e '.[scale]'`") from exc
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:
+        raise SkippedInput(f"{source}: not a readable Parquet file ({str(exc).splitlines()[0][:100]})") from exc
+    rows = table.to_pylist()
+    return _bulk_articles(((i, lambda r=r: record_fields(r)) for i, r in enumerate(rows, 1)), source)
+
+
+def _bulk_articles(records: Iterator[tuple[int, Callable[[], tuple]]], source: str) -> Iterator[Article | SkippedInput]:
+    """Articles of numbered records; a bad record or a repeated id is a SkippedInput naming its line (row)."""
     first_line: dict[str, int] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
+    for lineno, read in records:
         where = f"{source}:{lineno}"
         try:
-            rid, title, body, url, date = read_record(line)
+            rid, title, body, url, date = read()
         except (ValueError, RecursionError) as exc:
             yield SkippedInput(f"{where}: not an article record ({exc})")
             continue
@@ -199,7 +227,7 @@ def parse_jsonl(data: bytes, source: str) -> Iterator[Article | SkippedInput]:
 
 def seed_files(seeds_dir: Path) -> list[Path]:
     """Article files under `seeds_dir`, searched recursively, in a stable order (hidden files ignored)."""
-    suffixes = (*TEXT_SUFFIXES, BULK_SUFFIX)
+    suffixes = (*TEXT_SUFFIXES, BULK_SUFFIX, PARQUET_SUFFIX)
     return sorted(
         p
         for p in seeds_dir.rglob("*")
@@ -218,7 +246,7 @@ def read_articles(seeds_dir: str | Path, files: list[Path] | None = None) -> tup
     """
     seeds_dir = Path(seeds_dir)
     if not seeds_dir.is_dir():
-        raise FileNotFoundError(f"no seeds folder at {seeds_dir}: create it and put .txt/.md/.jsonl articles in it")
+        raise FileNotFoundError(f"no seeds folder at {seeds_dir}: create it and put .txt/.md/.jsonl (or .parquet) articles in it")
     articles: dict[str, Article] = {}
     warnings: list[str] = []
     root = seeds_dir.resolve()
@@ -228,8 +256,12 @@ def read_articles(seeds_dir: str | Path, files: list[Path] | None = None) -> tup
             warnings.append(f"{source}: a symbolic link (or a path outside the seeds folder), skipped")
             continue
         try:
-            data = path.read_bytes()
-            items = parse_jsonl(data, source) if path.suffix.lower() == BULK_SUFFIX else [parse_text_file(data, source)]
+            suffix = path.suffix.lower()
+            if suffix == PARQUET_SUFFIX:
+                items = parse_parquet(path, source)
+            else:
+                data = path.read_bytes()
+                items = parse_jsonl(data, source) if suffix == BULK_SUFFIX else [parse_text_file(data, source)]
             for item in items:
                 if isinstance(item, SkippedInput):
                     warnings.append(str(item))

@@ -7,6 +7,7 @@ FAISS file, written before the commit. Until that commit, readers keep seeing th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -112,10 +113,17 @@ SYSTEM_DIRS = frozenset(
 )
 
 
+PAGE_SIZE = 16384  # an embeddings row (about 3 KB) fits in one page; with 4 KB pages it spills into overflow pages
+
+
 def connect(db_path: Path) -> sqlite3.Connection:
-    """A connection for building: WAL journal (readers keep their snapshot while a build writes)."""
+    """A connection for building: WAL journal (readers keep their snapshot while a build writes); a new database
+    gets PAGE_SIZE pages (an existing one keeps its own until `rag index --rebuild` compacts it)."""
     try:
+        new = not db_path.exists()
         conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
+        if new:
+            conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
     except sqlite3.Error as exc:
@@ -355,6 +363,8 @@ def build_index(
             before_commit()
         _commit_documents(conn, index, changed, removed, plans, want, rebuild, settings)
         stats.chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        if rebuild and conn.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE:
+            compact(conn)
     except sqlite3.DatabaseError as exc:
         raise damaged(index, exc) from exc
     finally:
@@ -413,6 +423,21 @@ def faiss_matches(conn: sqlite3.Connection, index: Path, meta: dict[str, str]) -
     except RuntimeError:
         return False
     return stored == _count(conn, "chunks")
+
+
+def compact(conn: sqlite3.Connection) -> bool:
+    """Rewrite the database with PAGE_SIZE pages (VACUUM; the WAL journal has to step aside for it). Skipped, and
+    False, while another process has the index open: it changes only the size on disk."""
+    try:
+        conn.execute("PRAGMA journal_mode=DELETE")
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        conn.execute("VACUUM")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        with contextlib.suppress(sqlite3.OperationalError):
+            conn.execute("PRAGMA journal_mode=WAL")
 
 
 def _count(conn: sqlite3.Connection, table: str) -> int:

@@ -61,3 +61,22 @@ def test_ray_builds_the_same_index_as_the_local_builder(tmp_path, settings):
         (c.doc_id, c.start, c.end) for c in answers[1].citations
     ]
     assert any(ALBANIA_REASON in c.quote for c in answers[1].citations)
+
+
+def test_parquet_shards_are_read_like_jsonl(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rag.articles import read_articles
+
+    rows = {
+        "id": ["a", "b", "a", "c"],
+        "title": ["أول", "ثان", "مكرر", None],
+        "text": ["نص المقال الأول.", "نص المقال الثاني.", "نص مكرر.", "نص المقال الثالث."],
+    }
+    pq.write_table(pa.table(rows), tmp_path / "shard-0001.parquet")
+    (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+    articles, warnings = read_articles(tmp_path)
+    assert [a.doc_id for a in articles] == ["shard-0001.parquet#a", "shard-0001.parquet#b", "shard-0001.parquet#c"]
+    assert any("shard-0001.parquet:3: duplicate id 'a' (first on line 1)" in w for w in warnings)
+    assert any(w.startswith("broken.parquet: not a readable Parquet file") for w in warnings)
