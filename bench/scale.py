@@ -107,6 +107,19 @@ def search_costs(sizes: list[int], kinds: list[str]) -> dict:
                 lat.append((time.perf_counter() - t0) * 1000)
             exact = index if kind == "flat" else exact
             recall = 1.0 if kind == "flat" else recall_at_k(exact, index, queries, 10) if exact is not None else None
+            if kind == "hnsw":  # the search-time knob: the recall and latency other efSearch values give
+                inner = faiss.downcast_index(index.index)
+                for ef in (64, 128, 256, 512):
+                    inner.hnsw.efSearch = ef
+                    ef_lat = []
+                    for q in queries:
+                        t0 = time.perf_counter()
+                        index.search(q[None, :], 10)
+                        ef_lat.append((time.perf_counter() - t0) * 1000)
+                    key = f"{n:,} vectors, efSearch {ef}"
+                    ef_recall = recall_at_k(exact, index, queries, 10)
+                    out.setdefault("efSearch sweep", {})[key] = (ef_recall, float(np.percentile(ef_lat, 50)))
+                inner.hnsw.efSearch = params["efSearch"]
             out[f"{kind} @ {n:,}"] = {
                 "vectors": "real" if n <= len(real) else f"{len(real):,} real + {n - len(real):,} synthetic",
                 "build (s)": built,
@@ -124,9 +137,9 @@ def search_costs(sizes: list[int], kinds: list[str]) -> dict:
     return out
 
 
-def disk_per_chunk() -> dict:
-    """Bytes per chunk of the scale index, by table and file."""
-    conn = sqlite3.connect(SCALE_INDEX / DB_NAME)
+def disk_per_chunk(index: Path = SCALE_INDEX) -> dict:
+    """Bytes per chunk of an index, by table and file."""
+    conn = sqlite3.connect(index / DB_NAME)
     n = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
     out = {"chunks": n}
     for name, size in conn.execute("SELECT name, SUM(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC"):
@@ -134,10 +147,21 @@ def disk_per_chunk() -> dict:
             out[f"sqlite: {name} (B/chunk)"] = size / n
     conn.close()
     for pattern, label in (("*.faiss", "faiss file"), ("cache-*/**/*", "caches")):
-        total = sum(f.stat().st_size for f in SCALE_INDEX.glob(pattern) if f.is_file())
+        total = sum(f.stat().st_size for f in index.glob(pattern) if f.is_file())
         out[f"{label} (B/chunk)"] = total / n
-    out["all (B/chunk)"] = sum(f.stat().st_size for f in SCALE_INDEX.rglob("*") if f.is_file()) / n
+    out["all (B/chunk)"] = sum(f.stat().st_size for f in index.rglob("*") if f.is_file()) / n
     return out
+
+
+def compacted_copy(settings: Settings) -> Path:
+    """The scale index copied and rebuilt (`rag index --rebuild`: stored vectors reused, 16 KB pages)."""
+    import shutil
+
+    copy = WORK / "scale-compacted"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(SCALE_INDEX, copy)
+    build_index(WORK / "snn-seeds", copy, rebuild=True, settings=settings, progress=False)
+    return copy
 
 
 def answer_latency(settings: Settings) -> dict:
@@ -201,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     log("scale: search cost by index kind and size")
     costs = search_costs([int(x) for x in args.sizes.split(",")], ["flat", "hnsw", "ivf"])
     disk = disk_per_chunk()
+    log("scale: the scale index rebuilt with 16 KB pages")
+    compacted = disk_per_chunk(compacted_copy(settings))
     answers = answer_latency(replace(settings))
     lines = [
         "# Cost curve (`make bench-scale`)",
@@ -218,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         "| index | vectors | build (s) | p50 (ms) | p95 (ms) | recall@10 | size (MB) | RSS growth (MB) | parameters |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    sweep = costs.pop("efSearch sweep", {})
     for name, c in costs.items():
         recall = "-" if c["recall@10 vs exact"] is None else f"{c['recall@10 vs exact']:.3f}"
         lines.append(
@@ -225,8 +252,23 @@ def main(argv: list[str] | None = None) -> int:
             f"{c['search p95 (ms)']:.2f} | {recall} | {c['index size (MB)']:.0f} | {c['RSS growth (MB)']:.0f} | "
             f"{c['params']} |"
         )
-    lines += ["", "## Disk per chunk (the SaudiNewsNet scale index)", "", "| part | bytes per chunk |", "|---|---|"]
-    lines += [f"| {k} | {v:.0f} |" if isinstance(v, float) else f"| {k} | {v} |" for k, v in disk.items()]
+    lines += [
+        "",
+        "HNSW's efSearch (search time only; the default is chosen by size, `rag.vectors.hnsw_ef_search`):",
+        "",
+    ]
+    lines += ["| index | recall@10 | search p50 (ms) |", "|---|---|---|"]
+    lines += [f"| {k} | {r:.3f} | {ms:.2f} |" for k, (r, ms) in sweep.items()]
+    lines += [
+        "",
+        "## Disk per chunk (the SaudiNewsNet scale index, as built, and rebuilt with 16 KB pages)",
+        "",
+        "| part | as built | rebuilt |",
+        "|---|---|---|",
+    ]
+    for k in dict.fromkeys([*disk, *compacted]):
+        a, b = disk.get(k, 0), compacted.get(k, 0)
+        lines.append(f"| {k} | {a:.0f} | {b:.0f} |" if isinstance(a, float) else f"| {k} | {a} | {b} |")
     lines += ["", f"answer() p50 on the largest real index ({answers['chunks']:,} chunks): "]
     lines[-1] += f"{answers['answer() p50 (ms)']:.1f} ms"
     lines += [

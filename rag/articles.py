@@ -246,7 +246,9 @@ def read_articles(seeds_dir: str | Path, files: list[Path] | None = None) -> tup
     """
     seeds_dir = Path(seeds_dir)
     if not seeds_dir.is_dir():
-        raise FileNotFoundError(f"no seeds folder at {seeds_dir}: create it and put .txt/.md/.jsonl (or .parquet) articles in it")
+        raise FileNotFoundError(
+            f"no seeds folder at {seeds_dir}: create it and put .txt/.md/.jsonl (or .parquet) articles in it"
+        )
     articles: dict[str, Article] = {}
     warnings: list[str] = []
     root = seeds_dir.resolve()
