@@ -366,12 +366,7 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
         "What is the new policy on visas?",
     ] * 20
     questions = questions[: (60 if quick else 200)]
-    chain.invoke(questions[0])
-    lat = []
-    for q in questions:
-        t0 = time.perf_counter()
-        chain.invoke(q)
-        lat.append((time.perf_counter() - t0) * 1000)
+    lat = latencies_ms(chain.invoke, questions)
     out["answer() p50 (ms)"] = float(np.percentile(lat, 50))
     out["answer() p95 (ms)"] = float(np.percentile(lat, 95))
     out["latency questions"] = len(lat)
@@ -397,6 +392,17 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
     for i in range(n_soak):
         chain.invoke(f"{questions[i % len(questions)]} ({i})")
     out[f"RSS growth over {n_soak} asks (MB)"] = rss_mb() - rss_before
+    return out
+
+
+def latencies_ms(fn, items: list) -> list[float]:
+    """Milliseconds `fn` takes on each item, after one warm-up call."""
+    fn(items[0])
+    out = []
+    for item in items:
+        t0 = time.perf_counter()
+        fn(item)
+        out.append((time.perf_counter() - t0) * 1000)
     return out
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import data_dir, saudinewsnet
-from bench.run import ROOT, log, rss_mb, write_bulk_rows
+from bench.run import ROOT, latencies_ms, log, rss_mb, write_bulk_rows
 from rag.embed import Embedder
 from rag.settings import Settings
 from rag.store import DB_NAME, build_index
@@ -171,12 +171,7 @@ def answer_latency(settings: Settings) -> dict:
     index = SearchIndex(SCALE_INDEX, settings)
     chain = make_chain(index)
     questions = ["why did Albania cut ties?", "What did the ministry announce?", "ما هي أسعار النفط؟"] * 20
-    chain.invoke(questions[0])
-    lat = []
-    for q in questions:
-        t0 = time.perf_counter()
-        chain.invoke(q)
-        lat.append((time.perf_counter() - t0) * 1000)
+    lat = latencies_ms(chain.invoke, questions)
     return {"chunks": len(index), "answer() p50 (ms)": float(np.percentile(lat, 50))}
 
 

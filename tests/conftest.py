@@ -80,3 +80,25 @@ def news_index(tmp_path_factory, settings, embedder) -> Path:
     index_dir = tmp_path_factory.mktemp("news-index")
     build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
     return index_dir
+
+
+def kill_while_embedding(proc, index_dir: Path, after: int = 8, timeout: float = 180) -> None:
+    """SIGKILL `proc` once it has stored `after` new vectors in the index at `index_dir` (mid-embedding)."""
+    import signal
+    import sqlite3
+    import time
+
+    from rag.store import DB_NAME
+
+    db = sqlite3.connect(index_dir / DB_NAME)
+    try:
+        before = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+        deadline = time.time() + timeout
+        while db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] < before + after:
+            assert proc.poll() is None, "the process finished before it could be interrupted"
+            assert time.time() < deadline
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        db.close()

@@ -6,18 +6,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from conftest import ALBANIA_REASON, ROOT, SEEDS
+from conftest import ALBANIA_REASON, ROOT, SEEDS, kill_while_embedding
 from distractors import ARTICLES
 
 import rag
@@ -286,16 +283,7 @@ def test_kill_during_upload_embedding_changes_nothing_and_the_upload_then_succee
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    db = sqlite3.connect(index / store.DB_NAME)
-    before = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
-    deadline = time.time() + 180
-    while db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] < before + 8:
-        assert proc.poll() is None, "the upload finished before it could be interrupted"
-        assert time.time() < deadline
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    db.close()
+    kill_while_embedding(proc, index)
 
     assert not (seeds / "bulk.jsonl").exists() and not list(seeds.glob(".upload-*"))
     ensure_ready(settings, index, seeds)  # the next start: nothing to repair, nothing half-added

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from dataclasses import replace
 
 import pytest
-from conftest import ALBANIA_REASON, SEEDS
+from conftest import ALBANIA_REASON, SEEDS, kill_while_embedding
 
 from rag import store
 from rag.retrieve import SearchIndex
@@ -99,15 +97,7 @@ def test_killed_build_leaves_the_old_index_answering_and_the_next_run_finishes(
     env = {**os.environ, "RAG_BATCH_SIZE": "4", "RAG_MODEL": str(settings.model)}
     cmd = [sys.executable, "-m", "rag.cli", "index", "--seeds", str(seeds_copy), "--index", str(index), "--quiet"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    db = sqlite3.connect(index / store.DB_NAME)
-    before = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
-    deadline = time.time() + 120
-    while db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0] < before + 8:
-        assert proc.poll() is None, "the build finished before it could be interrupted"
-        assert time.time() < deadline
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_while_embedding(proc, index)
 
     old = SearchIndex(index, settings, embedder=embedder)
     assert len(old.documents()) == 1  # the half-done build is invisible
