@@ -62,6 +62,20 @@ def is_cross_lingual(question: str) -> bool:
     return latin_share(question) > 0.5
 
 
+BM25_CACHE, NAMES_CACHE = "bm25", "names.json"  # what a generation's cache folder holds
+
+
+def cache_dir(index_dir: Path, generation: str) -> Path:
+    """Where readers keep what they derive from one generation of the index (see `SearchIndex._cached`)."""
+    return index_dir / f"cache-{generation}"
+
+
+def is_warm(index_dir: Path, generation: str) -> bool:
+    """Every cache of this generation is written."""
+    folder = cache_dir(index_dir, generation)
+    return (folder / BM25_CACHE).is_dir() and (folder / NAMES_CACHE).is_file()
+
+
 class SearchIndex:
     """A loaded index: FAISS vectors, BM25 over Arabic-normalised stems, and SQLite for texts and offsets.
 
@@ -129,13 +143,13 @@ class SearchIndex:
         self.doc_chunk_ids: list[list[int]] = [[] for _ in docs]
         for cid, d in zip(self.chunk_ids.tolist(), self.chunk_doc_row.tolist(), strict=True):
             self.doc_chunk_ids[d].append(cid)
-        self.cache_dir = self.index_dir / f"cache-{meta.get('generation', '')}"
+        self.cache_dir = cache_dir(self.index_dir, meta.get("generation", ""))
 
         def build_bm25() -> BM25:
             terms = conn.execute("SELECT terms FROM documents ORDER BY doc_id")  # streamed: one article at a time
             return BM25(row[0].split() for row in terms)
 
-        self.bm25 = self._cached("bm25", BM25.load, build_bm25, BM25.save)
+        self.bm25 = self._cached(BM25_CACHE, BM25.load, build_bm25, BM25.save)
         if self.bm25.n_docs != len(docs):
             self.bm25 = build_bm25()
         self._texts: OrderedDict[str, str] = OrderedDict()  # article texts of this generation, most recent last
@@ -215,7 +229,7 @@ class SearchIndex:
             if self._names is None:
                 rows = lambda: self.conn.execute("SELECT title || ' ' || text FROM documents")  # noqa: E731
                 self._names = self._cached(
-                    "names.json",
+                    NAMES_CACHE,
                     NameMatcher.load,
                     lambda: NameMatcher.from_texts(r[0] for r in rows()),
                     NameMatcher.save,

@@ -343,7 +343,7 @@ def build_index(
                 _commit_documents(conn, index, [], [], {}, want, rebuild=False, settings=settings)
             if before_commit:
                 before_commit()
-            stats.chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+            stats.chunks = _count(conn, "chunks")
             stats.seconds = time.perf_counter() - t0
             return stats
 
@@ -362,14 +362,14 @@ def build_index(
         if before_commit:
             before_commit()
         _commit_documents(conn, index, changed, removed, plans, want, rebuild, settings)
-        stats.chunks = conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        stats.chunks = _count(conn, "chunks")
         if rebuild and conn.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE:
             compact(conn)
     except sqlite3.DatabaseError as exc:
         raise damaged(index, exc) from exc
     finally:
         conn.close()
-    _warm(index, settings, warn)
+    _warm(index, settings, warn)  # a no-op when this generation's caches exist (the usual no-change run)
     stats.seconds = time.perf_counter() - t0
     return stats
 
@@ -377,9 +377,11 @@ def build_index(
 def _warm(index: Path, settings: Settings, warn: Callable[[str], None]) -> None:
     """Compute what a reader derives from this generation (BM25 arrays, the name matcher) and keep it in the index
     folder, so a fresh `rag ask` loads it instead of computing it. A failure here costs only speed."""
-    from rag.retrieve import SearchIndex  # a reader of the index; imported here, as it imports this module
+    from rag.retrieve import SearchIndex, is_warm  # the reader of the index; imported here, as it imports this module
 
     try:
+        if is_warm(index, str(json.loads((index / MANIFEST).read_text())["generation"])):
+            return
         SearchIndex(index, settings).warm()
     except Exception as exc:
         warn(f"could not precompute the index caches ({exc}); queries compute them on first use")
@@ -575,7 +577,7 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
 def _write_faiss(conn: sqlite3.Connection, path: Path, settings: Settings) -> tuple[int, dict]:
     """The FAISS file, built from the stored vectors (the kind chosen by size, `rag.vectors`); dim and parameters."""
     rows = conn.execute("SELECT c.id, e.vector FROM chunks c JOIN embeddings e USING (embed_hash)").fetchall()
-    if len(rows) != conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]:
+    if len(rows) != _count(conn, "chunks"):
         raise IndexError_(f"stored vectors are missing for some chunks of {path.parent}: run `rag index --rebuild`")
     ids = np.array([r[0] for r in rows], dtype=np.int64)
     vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
