@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 from dataclasses import replace
@@ -29,10 +30,11 @@ WORK = ROOT / "bench" / "work"
 SCALE_INDEX = WORK / "snn-index"
 
 
-def build_throughput(root: Path, settings: Settings, n_articles: int) -> dict:
-    """Chunks/s of the local builder and of `--ray` with 1 and 2 local actors, against bare encode, same chunks."""
+def build_throughput(root: Path, settings: Settings, n_articles: int, encode_sample: int = 600) -> dict:
+    """Chunks/s of the local builder and of `--ray` with one actor of all cores' threads and with one single-threaded
+    actor per core (the default), each a whole `rag index` in a fresh process (model load, and for Ray the cluster
+    start, included), against bare encode in this run."""
     from rag.articles import read_articles
-    from rag.ray_embed import ray_engine
     from rag.store import plan_chunks
 
     rows = saudinewsnet(root, 2600 + 200 + n_articles)[-n_articles:]  # articles the scale index does not hold
@@ -41,26 +43,72 @@ def build_throughput(root: Path, settings: Settings, n_articles: int) -> dict:
     embedder = Embedder(str(settings.model), settings.precision)
     articles, _ = read_articles(seeds)
     texts = [p.text for a in articles for p in plan_chunks(a, settings, embedder.fingerprint)[1]]
-    embedder.model.encode_document(texts[:32], batch_size=32)
+    sample = texts[:: max(1, len(texts) // encode_sample)][:encode_sample]
+    embedder.model.encode_document(sample[:32], batch_size=32)
     t0 = time.perf_counter()
-    embedder.model.encode_document(texts, batch_size=settings.batch_size)
-    out: dict = {"chunks": len(texts), "bare fp32 encode (chunks/s)": len(texts) / (time.perf_counter() - t0)}
-    runs = {"local builder": None, "--ray, 1 actor": 1, "--ray, 2 actors": 2}
+    embedder.model.encode_document(sample, batch_size=settings.batch_size)
+    out: dict = {
+        "chunks": len(texts),
+        f"bare fp32 encode (chunks/s, {len(sample)} of them)": len(sample) / (time.perf_counter() - t0),
+    }
+    del embedder
+    cores = os.cpu_count() or 1
+    runs = {"local builder": 0, f"--ray, 1 actor x {cores} threads": 1, f"--ray, {cores} actors x 1 thread": cores}
     for name, actors in runs.items():
-        index = WORK / "scale-throughput" / f"index-{actors or 0}"
+        index = WORK / "scale-throughput" / f"index-{actors}"
         if index.exists():
             import shutil
 
             shutil.rmtree(index)
-        engine = None if actors is None else ray_engine(settings, actors=actors)
-        t0 = time.perf_counter()
-        stats = build_index(seeds, index, settings=settings, embedder=embedder, engine=engine, progress=False)
-        seconds = time.perf_counter() - t0
-        out[f"{name} (chunks/s, whole build)"] = stats.embedded / seconds
-    out["--ray 1 actor / local builder"] = (
-        out["--ray, 1 actor (chunks/s, whole build)"] / out["local builder (chunks/s, whole build)"]
-    )
+        cmd = [sys.executable, "-m", "bench.scale", "--build-once", str(seeds), str(index), str(actors)]
+        run = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+        out[f"{name} (chunks/s, whole build)"] = run["embedded"] / run["seconds"]
+        out[f"{name} (s to the first embedded batch)"] = run["first batch (s)"]
+        out[f"{name} (chunks/s after the first batch)"] = run["steady (chunks/s)"]
+    default = f"--ray, {cores} actors x 1 thread"  # the default on a CPU cluster: one single-threaded actor per core
+    for part in ("whole build", "after the first batch"):
+        unit = "chunks/s, whole build" if part == "whole build" else "chunks/s after the first batch"
+        out[f"--ray (default actors) / local builder, {part}"] = (
+            out[f"{default} ({unit})"] / out[f"local builder ({unit})"]
+        )
     return out
+
+
+def build_once(seeds: Path, index: Path, actors: int) -> dict:
+    """One `rag index` as a fresh process runs it (local with actors=0, else `--ray` with that many local actors),
+    timed whole and from its first embedded batch on."""
+    from rag.store import build_index, local_engine
+
+    settings = Settings.from_env()
+    t0 = time.perf_counter()
+    if actors:
+        from rag.ray_embed import ray_engine
+
+        engine = ray_engine(settings, actors=actors)
+    else:
+
+        def engine(missing):  # the local builder's own engine, with the model loaded where `rag index` loads it
+            yield from local_engine(Embedder(str(settings.model), settings.precision), settings.batch_size)(missing)
+
+    marks: dict = {}
+
+    def timed(missing):
+        done = 0
+        for rows in engine(missing):
+            if not marks:
+                marks.update(first=time.perf_counter(), first_rows=len(rows))
+            done += len(rows)
+            marks["last"], marks["done"] = time.perf_counter(), done
+            yield rows
+
+    stats = build_index(seeds, index, settings=settings, engine=timed, progress=False)
+    steady = (marks["done"] - marks["first_rows"]) / max(1e-9, marks["last"] - marks["first"])
+    return {
+        "embedded": stats.embedded,
+        "seconds": time.perf_counter() - t0,
+        "first batch (s)": marks["first"] - t0,
+        "steady (chunks/s)": steady,
+    }
 
 
 def real_vectors() -> np.ndarray:
@@ -206,9 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", default=None)
     parser.add_argument("--sizes", default="10000,100000,1000000", help="vector counts for the search cost curve")
-    parser.add_argument("--articles", type=int, default=150, help="articles for the build throughput runs")
+    parser.add_argument("--articles", type=int, default=400, help="articles for the build throughput runs")
     parser.add_argument("--out", default=str(ROOT / "bench" / "SCALE.md"))
+    parser.add_argument("--build-once", nargs=3, metavar=("SEEDS", "INDEX", "ACTORS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.build_once:
+        seeds, index, actors = args.build_once
+        print(json.dumps(build_once(Path(seeds), Path(index), int(actors))))
+        return 0
     if not (SCALE_INDEX / DB_NAME).is_file():
         print("error: no scale index at bench/work/snn-index: run `make bench` first", file=sys.stderr)
         return 2

@@ -24,7 +24,7 @@ class Settings:
         "auto"  # RAG_FAISS_INDEX: auto (flat up to RAG_FAISS_AUTO_ABOVE vectors, then hnsw), flat, hnsw, ivf
     )
     faiss_auto_above: int = 200_000  # RAG_FAISS_AUTO_ABOVE: where auto switches from exact to approximate search
-    ray_actors: int = 0  # RAG_RAY_ACTORS: embedding actors for `rag index --ray` (0: one per GPU, else cores / 2)
+    ray_actors: int = 0  # RAG_RAY_ACTORS: embedding actors for `rag index --ray` (0: one per GPU, else one per core)
     top_k: int = 5  # RAG_TOP_K: chunks handed to the answerer
     candidates: int = 100  # RAG_CANDIDATES: chunks (dense) and articles (BM25) proposed before fusion
     lexical_weight: float = 0.15  # RAG_LEXICAL_WEIGHT: weight of an article's max-normalised BM25 score
