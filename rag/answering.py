@@ -17,6 +17,7 @@ from rag.crosslingual import coverage
 from rag.lexical import analyze, strip_controls
 from rag.refusal import RefusalModel, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual, latin_share
+from rag.store import max_sentence_chars
 
 NOT_FOUND_EN = "The indexed articles do not cover this question, so there is no answer to give."
 NOT_FOUND_AR = "لا تتناول المقالات المفهرسة هذا السؤال، لذلك لا توجد إجابة."
@@ -180,9 +181,11 @@ class ExtractiveAnswerer:
         margin: float = 0.06,
         margin_cross: float = 0.2,
         max_quoted: int = 5,
+        max_passage: int = 1600,
     ) -> None:
         """Quotes the sentences within `margin` of the best one's score, at most `max_quoted` of them, merged where
-        they touch, in at most `max_sentences` citations. Cross-lingual sentence scores lie closer together and
+        they touch (unless the chunks they were read in would make a passage over `max_passage` characters), in at
+        most `max_sentences` citations. Cross-lingual sentence scores lie closer together and
         rank the answer first less often, so a Latin-script question quotes more widely (`margin_cross`; `python
         -m bench.calibrate --grid`: on the news tuning half, evidence in quote was 0.62 with 3 sentences quoted,
         0.72 with 5 and 0.77 with 6; 5 keeps an answer near 800 characters)."""
@@ -191,6 +194,7 @@ class ExtractiveAnswerer:
         self.margin = margin
         self.margin_cross = margin_cross
         self.max_quoted = max_quoted
+        self.max_passage = max_passage
 
     def __call__(self, question: str, docs: list[Document], evidence: list[Evidence]) -> Answer:
         if not evidence:
@@ -216,7 +220,8 @@ class ExtractiveAnswerer:
                     continue
                 text = self.article_text(e.doc_id)
                 a, b = (m, e) if m.start <= e.start else (e, m)
-                if not text[a.end : b.start].strip():
+                passage = max(m.passage_end, e.passage_end) - min(m.passage_start, e.passage_start)
+                if not text[a.end : b.start].strip() and passage <= self.max_passage:
                     start, end = a.start, max(a.end, b.end)
                     merged[i] = Evidence(
                         m.doc_id,
@@ -238,7 +243,9 @@ class ExtractiveAnswerer:
 def default_answerer(index: SearchIndex) -> ExtractiveAnswerer:
     """The extractive answerer with the index's settings."""
     s = index.settings
-    return ExtractiveAnswerer(index.article_text, s.max_sentences, max_quoted=s.max_quoted)
+    return ExtractiveAnswerer(
+        index.article_text, s.max_sentences, max_quoted=s.max_quoted, max_passage=max_sentence_chars(s)
+    )
 
 
 def make_chain(

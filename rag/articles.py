@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import re
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,6 +107,16 @@ def split_title(raw: str) -> tuple[str, str]:
 
 def content_hash(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()
+
+
+def pack_text(text: str) -> bytes:
+    """Text as the index stores it (article text, BM25 terms): UTF-8, zlib-compressed."""
+    return zlib.compress(text.encode("utf-8"), 6)
+
+
+def unpack_text(packed: bytes) -> str:
+    """What `pack_text` stored."""
+    return zlib.decompress(packed).decode("utf-8")
 
 
 def decode_text(data: bytes, name: str) -> str:

@@ -339,15 +339,15 @@ class NameMatcher:
                     self.by_skeleton[key].add(s)
 
     def save(self, path: Path) -> None:
-        """Write the words and their skeletons as JSON, atomically."""
+        """Write the words and their skeletons as gzipped JSON, atomically."""
         data = {"counts": self.counts, "by_skeleton": {k: sorted(v) for k, v in self.by_skeleton.items()}}
         tmp = path.with_name(f".{path.name}-{os.getpid()}-{threading.get_ident()}")
-        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        tmp.write_bytes(gzip.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 6))
         tmp.replace(path)
 
     @classmethod
     def load(cls, path: Path) -> NameMatcher:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(gzip.decompress(path.read_bytes()))
         self = cls.__new__(cls)
         self.counts = Counter(data["counts"])
         self.by_skeleton = defaultdict(set, {k: set(v) for k, v in data["by_skeleton"].items()})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import shutil
@@ -156,21 +157,28 @@ class BM25:
         self.idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
         norm = k1 * (1 - b + b * lengths / max(avg, 1e-9))
         data = tf.data * (k1 + 1) / (tf.data + np.repeat(norm, np.diff(tf.indptr)))
-        weights = sparse.csr_matrix((data.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape)
+        data = data.astype(np.float16).astype(np.float32)  # what the cache keeps (`save`): a loaded cache scores alike
+        weights = sparse.csr_matrix((data, tf.indices, tf.indptr), shape=tf.shape)
         self.weights = weights.tocsc()
         self.vocab = vocab
         self.n_docs = n_docs
 
     _ARRAYS = ("data", "indices", "indptr", "idf")
+    VOCAB = "vocab.json.gz"
 
     def save(self, folder: Path) -> None:
-        """Write the weights as .npy arrays and the vocabulary as JSON (no pickle), atomically as a folder."""
+        """Write the weights as .npy arrays and the vocabulary as gzipped JSON (no pickle), atomically as a folder."""
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        arrays = {"data": self.weights.data, "indices": self.weights.indices, "indptr": self.weights.indptr}
+        small = np.uint16 if self.n_docs <= np.iinfo(np.uint16).max else np.int32
+        arrays = {  # weights as float16 and article rows as uint16 where they fit: half the bytes of the cache
+            "data": self.weights.data.astype(np.float16),
+            "indices": self.weights.indices.astype(small),
+            "indptr": self.weights.indptr,
+        }
         for name, values in {**arrays, "idf": self.idf}.items():
             np.save(tmp / f"{name}.npy", values, allow_pickle=False)
         meta = {"n_docs": self.n_docs, "shape": list(self.weights.shape), "vocab": list(self.vocab)}
-        (tmp / "vocab.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        (tmp / self.VOCAB).write_bytes(gzip.compress(json.dumps(meta, ensure_ascii=False).encode("utf-8"), 6))
         try:
             tmp.rename(folder)
         except OSError:  # another process wrote it first
@@ -178,11 +186,13 @@ class BM25:
 
     @classmethod
     def load(cls, folder: Path) -> BM25:
-        """Read what `save` wrote; the arrays are memory-mapped, so loading costs a few milliseconds."""
-        meta = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-        a = {name: np.load(folder / f"{name}.npy", mmap_mode="r", allow_pickle=False) for name in cls._ARRAYS}
+        """Read what `save` wrote, widened back to the float32 and int32 that scipy computes with (about 10 ms for
+        the 2.4M weights of an 18k-chunk index)."""
+        meta = json.loads(gzip.decompress((folder / cls.VOCAB).read_bytes()))
+        a = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in cls._ARRAYS}
         self = cls.__new__(cls)
-        self.weights = sparse.csc_matrix((a["data"], a["indices"], a["indptr"]), shape=tuple(meta["shape"]))
+        weights = (a["data"].astype(np.float32), a["indices"].astype(np.int32), a["indptr"])
+        self.weights = sparse.csc_matrix(weights, shape=tuple(meta["shape"]))
         self.idf = np.asarray(a["idf"])
         self.vocab = {t: i for i, t in enumerate(meta["vocab"])}
         self.n_docs = int(meta["n_docs"])

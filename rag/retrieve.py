@@ -15,6 +15,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from rag.articles import unpack_text
 from rag.crosslingual import Concept, Lexicon, NameMatcher, QueryConcept, get_lexicon, translate_question
 from rag.embed import Embedder, model_fingerprint
 from rag.lexical import BM25, analyze, bm25_terms, query_words
@@ -31,7 +32,7 @@ from rag.store import (
     read_faiss,
     read_meta,
 )
-from rag.vectors import set_search_params
+from rag.vectors import decode_spans, set_search_params
 
 
 @dataclass
@@ -62,7 +63,7 @@ def is_cross_lingual(question: str) -> bool:
     return latin_share(question) > 0.5
 
 
-BM25_CACHE, NAMES_CACHE = "bm25", "names.json"  # what a generation's cache folder holds
+BM25_CACHE, NAMES_CACHE = "bm25", "names.json.gz"  # what a generation's cache folder holds
 
 
 def cache_dir(index_dir: Path, generation: str) -> Path:
@@ -147,7 +148,7 @@ class SearchIndex:
 
         def build_bm25() -> BM25:
             terms = conn.execute("SELECT terms FROM documents ORDER BY doc_id")  # streamed: one article at a time
-            return BM25(row[0].split() for row in terms)
+            return BM25(unpack_text(row[0]).split() for row in terms)
 
         self.bm25 = self._cached(BM25_CACHE, BM25.load, build_bm25, BM25.save)
         if self.bm25.n_docs != len(docs):
@@ -227,11 +228,11 @@ class SearchIndex:
         """The index's Arabic words by consonant skeleton, built on the first Latin-script question of a generation."""
         with self.lock:
             if self._names is None:
-                rows = lambda: self.conn.execute("SELECT title || ' ' || text FROM documents")  # noqa: E731
+                rows = lambda: self.conn.execute("SELECT title, text FROM documents")  # noqa: E731
                 self._names = self._cached(
                     NAMES_CACHE,
                     NameMatcher.load,
-                    lambda: NameMatcher.from_texts(r[0] for r in rows()),
+                    lambda: NameMatcher.from_texts(f"{title} {unpack_text(text)}" for title, text in rows()),
                     NameMatcher.save,
                 )
             return self._names
@@ -334,10 +335,10 @@ class SearchIndex:
             row = self.conn.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
             if row is None:
                 raise KeyError(f"no article {doc_id!r} in the index at {self.index_dir}")
-            self._texts[doc_id] = row[0]
+            self._texts[doc_id] = text = unpack_text(row[0])
             while len(self._texts) > 64:
                 self._texts.popitem(last=False)
-            return row[0]
+            return text
 
     def content_sources(self) -> list[tuple[str, str]]:
         """(content hash, source file) of every indexed article: what an upload is checked against."""
@@ -356,7 +357,7 @@ class SearchIndex:
         h = self.chunk_hash[self.row_of[chunk_id]]
         with self.lock:
             (blob,) = self.conn.execute("SELECT spans FROM embeddings WHERE embed_hash = ?", (h,)).fetchone()
-        return np.frombuffer(blob, dtype=np.float16).astype(np.float32).reshape(-1, self.vectors.d)
+        return decode_spans(blob, self.vectors.d)
 
     def sentence_spans(self, doc_id: str, first: int, last: int) -> list[tuple[int, int]]:
         with self.lock:

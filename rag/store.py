@@ -22,16 +22,25 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.articles import Article, content_hash, read_articles, seed_files
+from rag.articles import Article, content_hash, pack_text, read_articles, seed_files
 from rag.chunking import chunk_sentences, split_sentences
 from rag.embed import Embedder, batched_by_length, model_fingerprint
 from rag.lexical import bm25_terms
 from rag.settings import Settings
-from rag.vectors import build_faiss, resolve_kind
+from rag.vectors import (
+    VECTOR_ENCODING,
+    build_faiss,
+    decode_vectors,
+    encode_spans,
+    encode_vector,
+    resolve_kind,
+    stored_dim,
+)
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 4  # 2: BM25 terms per article (was per chunk); 3: plus character 3-grams; 4: long sentences cut
+FORMAT_VERSION = 5  # 2: BM25 terms per article (was per chunk); 3: plus character 3-grams; 4: long sentences cut;
+# 5: vectors fp16 / int8 (rag.vectors.VECTOR_ENCODING), BM25 terms zlib-compressed, flat FAISS in fp16
 DB_NAME = "rag.sqlite"
 MANIFEST = "manifest.json"
 _BUILD_KEYS = ("model_hash", "chunk_chars", "chunk_overlap")  # what the stored vectors depend on
@@ -40,18 +49,21 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT, date TEXT,
-    text TEXT NOT NULL, content_hash TEXT NOT NULL, added_at TEXT NOT NULL, n_chunks INTEGER NOT NULL,
-    terms TEXT NOT NULL);
+    text BLOB NOT NULL, content_hash TEXT NOT NULL, added_at TEXT NOT NULL, n_chunks INTEGER NOT NULL,
+    terms BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS sentences (
     doc_id TEXT NOT NULL, ord INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
-    PRIMARY KEY (doc_id, ord));
+    PRIMARY KEY (doc_id, ord)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY, doc_id TEXT NOT NULL, ord INTEGER NOT NULL, start INTEGER NOT NULL,
     end INTEGER NOT NULL, first_sentence INTEGER NOT NULL, last_sentence INTEGER NOT NULL,
     embed_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
-CREATE TABLE IF NOT EXISTS embeddings (embed_hash TEXT PRIMARY KEY, vector BLOB NOT NULL, spans BLOB NOT NULL);
 """
+SCHEMA_EMBEDDINGS = """CREATE TABLE IF NOT EXISTS embeddings (
+    embed_hash TEXT PRIMARY KEY, vector BLOB NOT NULL, spans BLOB NOT NULL) WITHOUT ROWID"""
+SCHEMA += SCHEMA_EMBEDDINGS + ";\n"
+# Article text and BM25 terms are zlib-compressed (`rag.articles.pack_text`): about a third and a fifth of the bytes.
 
 
 class IndexError_(RuntimeError):
@@ -189,6 +201,7 @@ def expected_meta(settings: Settings, fingerprint: str) -> dict[str, str]:
         "model_hash": fingerprint,
         "chunk_chars": str(settings.chunk_chars),
         "chunk_overlap": str(settings.chunk_overlap),
+        "vector_encoding": VECTOR_ENCODING,
     }
 
 
@@ -305,6 +318,8 @@ def build_index(
         meta = read_meta(conn)
         if meta.get("faiss_file"):
             check_database(conn, index)
+        if meta.get("format_version") and meta.get("vector_encoding") != VECTOR_ENCODING:
+            _convert_vectors(conn)  # an index from before format 5: float32 chunk and float16 sentence vectors
         if not rebuild and _only_format_changed(meta, want):
             warn(f"index at {index} has format {meta['format_version']}, now {want['format_version']}: rebuilding it")
             rebuild = True  # same model and chunking, so every stored vector is reused
@@ -363,7 +378,7 @@ def build_index(
             before_commit()
         _commit_documents(conn, index, changed, removed, plans, want, rebuild, settings)
         stats.chunks = _count(conn, "chunks")
-        if rebuild and conn.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE:
+        if rebuild and (conn.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE or _mostly_free(conn)):
             compact(conn)
     except sqlite3.DatabaseError as exc:
         raise damaged(index, exc) from exc
@@ -442,6 +457,46 @@ def compact(conn: sqlite3.Connection) -> bool:
             conn.execute("PRAGMA journal_mode=WAL")
 
 
+def _convert_vectors(conn: sqlite3.Connection, batch: int = 2000) -> None:
+    """Re-encode the stored vectors of an index from before format 5 (float32 chunk vectors, float16 sentence
+    vectors, a rowid table) as `rag.vectors.VECTOR_ENCODING` in a WITHOUT ROWID table, in one transaction that also
+    records the encoding, so a killed run leaves them all old or all new."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DROP TABLE IF EXISTS embeddings_new")
+        conn.execute(SCHEMA_EMBEDDINGS.replace("embeddings", "embeddings_new"))
+        last = ""
+        while rows := conn.execute(
+            "SELECT embed_hash, vector, spans FROM embeddings WHERE embed_hash > ? ORDER BY embed_hash LIMIT ?",
+            (last, batch),
+        ).fetchall():
+            conn.executemany(
+                "INSERT INTO embeddings_new VALUES (?, ?, ?)",
+                [
+                    (
+                        h,
+                        encode_vector(np.frombuffer(v, dtype=np.float32)),
+                        encode_spans(np.frombuffer(sp, dtype=np.float16).reshape(-1, len(v) // 4)),
+                    )
+                    for h, v, sp in rows
+                ],
+            )
+            last = rows[-1][0]
+        conn.execute("DROP TABLE embeddings")
+        conn.execute("ALTER TABLE embeddings_new RENAME TO embeddings")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('vector_encoding', ?)", (VECTOR_ENCODING,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _mostly_free(conn: sqlite3.Connection) -> bool:
+    """A quarter or more of the database file is free pages (after a rebuild, or the vectors' conversion)."""
+    free, total = (conn.execute(f"PRAGMA {p}").fetchone()[0] for p in ("freelist_count", "page_count"))
+    return free * 4 >= total
+
+
 def _count(conn: sqlite3.Connection, table: str) -> int:
     return conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
 
@@ -461,7 +516,7 @@ def _existing_hashes(conn: sqlite3.Connection, hashes: list[str]) -> set[str]:
     return found
 
 
-EmbeddedRow = tuple[str, bytes, bytes]  # embed_hash, chunk vector (float32), sentence vectors (float16)
+EmbeddedRow = tuple[str, bytes, bytes]  # embed_hash, chunk vector, sentence vectors (`rag.vectors` encodings)
 EmbedEngine = Callable[[list["_PlannedChunk"]], Iterator[list[EmbeddedRow]]]
 
 
@@ -482,8 +537,8 @@ def embedded_row(embed_hash: str, embedding) -> EmbeddedRow:
     """What the store keeps of one chunk's embedding."""
     return (
         embed_hash,
-        embedding.vector.astype(np.float32).tobytes(),
-        embedding.span_vectors.astype(np.float16).tobytes(),
+        encode_vector(embedding.vector),
+        encode_spans(embedding.span_vectors),
     )
 
 
@@ -525,11 +580,11 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
                     a.source,
                     a.url,
                     a.date,
-                    a.text,
+                    pack_text(a.text),
                     a.content_hash,
                     added_at.get(a.doc_id, now),
                     len(planned),
-                    " ".join(bm25_terms(f"{a.title}\n{a.text}")),
+                    pack_text(" ".join(bm25_terms(f"{a.title}\n{a.text}"))),
                 ),
             )
             conn.executemany(
@@ -580,8 +635,8 @@ def _write_faiss(conn: sqlite3.Connection, path: Path, settings: Settings) -> tu
     if len(rows) != _count(conn, "chunks"):
         raise IndexError_(f"stored vectors are missing for some chunks of {path.parent}: run `rag index --rebuild`")
     ids = np.array([r[0] for r in rows], dtype=np.int64)
-    vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32).reshape(len(rows), -1)
-    dim = vecs.shape[1] if len(rows) else 0
+    dim = stored_dim(rows[0][1]) if rows else 0
+    vecs = decode_vectors([r[1] for r in rows], dim)
     kind = resolve_kind(settings.faiss_index, len(rows), settings.faiss_auto_above)
     index, params = build_faiss(vecs, ids, kind)
     tmp = path.with_suffix(".faiss.tmp")

@@ -4,6 +4,11 @@ Exact inner-product search grows linearly with the corpus: 20 ms a query at 100k
 (HNSW: 0.4 ms and 2.4 ms; `make bench-scale`). Above `RAG_FAISS_AUTO_ABOVE` vectors, `RAG_FAISS_INDEX=auto` builds
 HNSW instead; `flat`, `hnsw` and `ivf` force a kind. The kind and its parameters are recorded in the manifest, and
 the file is always built from the vectors stored in SQLite, so changing the kind never re-embeds anything.
+
+On disk (`VECTOR_ENCODING`), chunk and sentence vectors are int8 with a float16 scale each (cosine >= 0.99996 with
+float16 on the SaudiNewsNet index). The exact ("flat") FAISS index holds the decoded vectors in float16
+(`IndexScalarQuantizer`, exact for them), so its scores are the inner products with the stored vectors; one query
+over 18k vectors took 0.34 ms against 2.2 ms for float32 `IndexFlatIP`.
 """
 
 from __future__ import annotations
@@ -18,6 +23,44 @@ KINDS = ("auto", "flat", "hnsw", "ivf")
 HNSW_M = 32  # links per node
 HNSW_EF_CONSTRUCTION = 80
 IVF_NPROBE = 32
+VECTOR_ENCODING = "int8, float16 scale per vector"  # recorded in the index's meta; older indexes are converted
+
+
+def _row_type(dim: int) -> np.dtype:
+    return np.dtype([("scale", "<f2"), ("codes", "i1", (dim,))])
+
+
+def encode_spans(vectors: np.ndarray) -> bytes:
+    """Vectors as stored: per vector a float16 scale, then its values as int8 (value = code * scale). A unit vector
+    keeps cosine >= 0.99996 with its float16 form (measured on the SaudiNewsNet index's sentence vectors)."""
+    m = np.asarray(vectors, dtype=np.float32)
+    m = m.reshape(1, -1) if m.ndim == 1 else m
+    rows = np.zeros(len(m), dtype=_row_type(m.shape[1]))
+    rows["scale"] = np.abs(m).max(axis=1, initial=0) / 127
+    safe = np.where(rows["scale"] > 0, rows["scale"], 1).astype(np.float32)
+    rows["codes"] = np.clip(np.rint(m / safe[:, None]), -127, 127)
+    return rows.tobytes()
+
+
+def encode_vector(vector: np.ndarray) -> bytes:
+    """A chunk vector as stored (the encoding of `encode_spans`, one row)."""
+    return encode_spans(np.asarray(vector).reshape(1, -1))
+
+
+def decode_spans(blob: bytes, dim: int) -> np.ndarray:
+    """What `encode_spans` wrote, as a float32 matrix with one row per vector."""
+    rows = np.frombuffer(blob, dtype=_row_type(dim))
+    return rows["codes"].astype(np.float32) * rows["scale"].astype(np.float32)[:, None]
+
+
+def decode_vectors(blobs: list[bytes], dim: int) -> np.ndarray:
+    """Stored chunk vectors as a float32 matrix, one row per blob."""
+    return decode_spans(b"".join(blobs), dim)
+
+
+def stored_dim(blob: bytes) -> int:
+    """The dimension of one stored chunk vector."""
+    return len(blob) - 2
 
 
 def hnsw_ef_search(n_vectors: int) -> int:
@@ -39,8 +82,8 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str) -> tuple[faiss.
     """An `IndexIDMap2` (so a chunk's vector can be looked up by its id) over the index `kind`, with its parameters."""
     n, dim = vectors.shape if len(vectors) else (0, 1)
     params: dict = {"kind": kind}
-    if kind == "flat":
-        inner = faiss.IndexFlatIP(dim)
+    if kind == "flat":  # float16, as stored: exact inner products with the stored vectors, half the bytes of fp32
+        inner = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
     elif kind == "hnsw":
         inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION

@@ -12,6 +12,7 @@ import pytest
 from conftest import ALBANIA_REASON, SEEDS, kill_while_embedding
 
 from rag import store
+from rag.articles import unpack_text
 from rag.retrieve import SearchIndex
 from rag.store import IndexMismatch, build_index
 
@@ -25,7 +26,7 @@ def _no_model_load(monkeypatch):
 
 def test_every_chunk_and_sentence_is_an_exact_slice(seed_index):
     conn = sqlite3.connect(seed_index / store.DB_NAME)
-    texts = dict(conn.execute("SELECT doc_id, text FROM documents"))
+    texts = {d: unpack_text(t) for d, t in conn.execute("SELECT doc_id, text FROM documents")}
     chunks = conn.execute("SELECT doc_id, start, end, first_sentence, last_sentence FROM chunks").fetchall()
     sentences = {(d, o): (s, e) for d, o, s, e in conn.execute("SELECT doc_id, ord, start, end FROM sentences")}
     assert len(chunks) > 5

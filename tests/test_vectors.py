@@ -1,9 +1,11 @@
-"""The FAISS index by size: exact below the bound, HNSW or IVF above it, recall against exact search, and a kind change
-that rebuilds the file from stored vectors without the model."""
+"""The FAISS index by size: exact below the bound, HNSW or IVF above it, recall against exact search, a kind change
+that rebuilds the file from stored vectors without the model; the vectors' encoding on disk, and the conversion of
+an index stored in the encoding before it."""
 
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import replace
 
 import faiss
@@ -14,7 +16,16 @@ from conftest import ALBANIA_REASON
 from rag import store
 from rag.retrieve import SearchIndex
 from rag.store import build_index
-from rag.vectors import build_faiss, recall_at_k, resolve_kind
+from rag.vectors import (
+    VECTOR_ENCODING,
+    build_faiss,
+    decode_spans,
+    decode_vectors,
+    encode_spans,
+    encode_vector,
+    recall_at_k,
+    resolve_kind,
+)
 
 
 def test_auto_is_exact_below_the_bound_and_hnsw_above():
@@ -60,8 +71,59 @@ def test_changing_the_kind_rebuilds_from_stored_vectors_without_the_model(
         assert json.loads(manifest["faiss_index"])["kind"] == kind
         loaded = SearchIndex(index, kind_settings, embedder=embedder)
         inner = faiss.downcast_index(loaded.vectors.index)
-        assert {"flat": faiss.IndexFlatIP, "hnsw": faiss.IndexHNSWFlat, "ivf": faiss.IndexIVFScalarQuantizer}[
+        assert {"flat": faiss.IndexScalarQuantizer, "hnsw": faiss.IndexHNSWFlat, "ivf": faiss.IndexIVFScalarQuantizer}[
             kind
         ] is type(inner)
         hits = loaded.search("لماذا قطعت ألبانيا علاقاتها مع إيران؟")
         assert any(ALBANIA_REASON in h.text for h in hits)
+
+
+def test_stored_vectors_keep_their_direction():
+    rng = np.random.default_rng(1)
+    m = rng.normal(size=(7, 384)).astype(np.float32)
+    m[3] *= 40  # an outlier vector gets its own scale
+    m /= np.linalg.norm(m, axis=1, keepdims=True)
+    back = decode_spans(encode_spans(m), 384)
+    assert back.shape == m.shape
+    assert float(((back * m).sum(1) / np.linalg.norm(back, axis=1)).min()) >= 0.9999
+    assert len(encode_spans(m)) == 7 * (384 + 2)  # about a quarter of float32
+    assert decode_spans(encode_spans(np.zeros((0, 384))), 384).shape == (0, 384)
+    assert np.allclose(decode_vectors([encode_vector(m[0]), encode_vector(m[1])], 384), m[:2], atol=2e-3)
+
+
+def test_an_index_in_the_old_encoding_is_converted_without_the_model(
+    tmp_path, seeds_copy, settings, embedder, monkeypatch
+):
+    index = tmp_path / "index"
+    build_index(seeds_copy, index, settings=settings, embedder=embedder, progress=False)
+    question = "لماذا قطعت ألبانيا علاقاتها مع إيران؟"
+    before = SearchIndex(index, settings, embedder=embedder).search(question)
+    conn = sqlite3.connect(index / store.DB_NAME)
+    with conn:  # what format 4 stored: a rowid table of float32 chunk vectors and float16 sentence vectors
+        rows = conn.execute("SELECT embed_hash, vector, spans FROM embeddings").fetchall()
+        conn.execute("DROP TABLE embeddings")
+        conn.execute("CREATE TABLE embeddings (embed_hash TEXT PRIMARY KEY, vector BLOB NOT NULL, spans BLOB NOT NULL)")
+        conn.executemany(
+            "INSERT INTO embeddings VALUES (?, ?, ?)",
+            [
+                (h, decode_vectors([v], 384)[0].tobytes(), decode_spans(sp, 384).astype(np.float16).tobytes())
+                for h, v, sp in rows
+            ],
+        )
+        conn.execute("UPDATE meta SET value = '4' WHERE key = 'format_version'")
+        conn.execute("DELETE FROM meta WHERE key = 'vector_encoding'")
+    conn.close()
+
+    def refuse(*_a, **_k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(store, "Embedder", refuse)
+    warnings: list[str] = []
+    stats = build_index(seeds_copy, index, settings=settings, progress=False, on_warning=warnings.append)
+    assert stats.embedded == 0 and any("has format 4, now 5" in w for w in warnings)
+    conn = sqlite3.connect(index / store.DB_NAME)
+    assert dict(conn.execute("SELECT key, value FROM meta"))["vector_encoding"] == VECTOR_ENCODING
+    conn.close()
+    after = SearchIndex(index, settings, embedder=embedder).search(question)
+    assert [(h.doc_id, h.start) for h in after] == [(h.doc_id, h.start) for h in before]
+    assert any(ALBANIA_REASON in h.text for h in after)
