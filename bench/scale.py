@@ -24,7 +24,7 @@ from bench.run import ROOT, latencies_ms, log, rss_mb, write_bulk_rows
 from rag.embed import Embedder
 from rag.settings import Settings
 from rag.store import DB_NAME, build_index
-from rag.vectors import build_faiss, decode_vectors, recall_at_k
+from rag.vectors import build_faiss, decode_vectors, recall_at_k, stored_dim
 
 WORK = ROOT / "bench" / "work"
 SCALE_INDEX = WORK / "snn-index"
@@ -115,7 +115,7 @@ def real_vectors() -> np.ndarray:
     conn = sqlite3.connect(SCALE_INDEX / DB_NAME)
     blobs = [r[0] for r in conn.execute("SELECT e.vector FROM chunks c JOIN embeddings e USING (embed_hash)")]
     conn.close()
-    return decode_vectors(blobs, len(blobs[0]) // 2)
+    return decode_vectors(blobs, stored_dim(blobs[0]))
 
 
 def grown(real: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
