@@ -6,6 +6,7 @@ Usage: python -m bench.run [--shared ../shared] [--quick] [--out bench/RESULTS.m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -388,10 +389,10 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
     n_soak = 100 if quick else 500
     for i in range(50):  # settle first: caches fill, and memory freed by the earlier stages is returned
         chain.invoke(f"{questions[i % len(questions)]} (warm-up {i})")
-    rss_before = rss_mb()
+    rss_before = rss_mb(settle=True)
     for i in range(n_soak):
         chain.invoke(f"{questions[i % len(questions)]} ({i})")
-    out[f"RSS growth over {n_soak} asks (MB)"] = rss_mb() - rss_before
+    out[f"RSS growth over {n_soak} asks (MB)"] = rss_mb(settle=True) - rss_before
     return out
 
 
@@ -406,8 +407,16 @@ def latencies_ms(fn, items: list) -> list[float]:
     return out
 
 
-def rss_mb() -> float:
-    """This process's resident memory now (not the peak)."""
+def rss_mb(settle: bool = False) -> float:
+    """This process's resident memory now (not the peak); with `settle`, after collecting garbage and handing
+    freed heap back to the system (glibc's malloc_trim), so memory freed by earlier stages does not count."""
+    if settle:
+        import ctypes
+        import gc
+
+        gc.collect()
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 

@@ -207,6 +207,11 @@ def expected_meta(settings: Settings, fingerprint: str) -> dict[str, str]:
 
 def check_compatible(meta: dict[str, str], want: dict[str, str], index_dir: Path) -> None:
     """Refuse an index built with another format, model or chunking."""
+    if _only_format_changed(meta, want):
+        raise IndexMismatch(
+            f"index at {index_dir} has format {meta['format_version']}, now {want['format_version']}: run `rag index` "
+            "to convert it (stored vectors are reused, nothing is re-embedded)"
+        )
     for key in ("format_version", *_BUILD_KEYS):
         if key in meta and meta[key] != want[key]:
             raise IndexMismatch(

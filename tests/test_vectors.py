@@ -114,6 +114,9 @@ def test_an_index_in_the_old_encoding_is_converted_without_the_model(
         conn.execute("DELETE FROM meta WHERE key = 'vector_encoding'")
     conn.close()
 
+    with pytest.raises(store.IndexMismatch, match=r"has format 4, now 5: run `rag index` to convert it"):
+        SearchIndex(index, settings, embedder=embedder)
+
     def refuse(*_a, **_k):
         raise AssertionError("the model was loaded")
 
