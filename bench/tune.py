@@ -24,9 +24,8 @@ from rag.settings import PROJECT_ROOT, Settings
 
 def load(index_dir: Path, settings: Settings, embedder: Embedder):
     index = SearchIndex(index_dir, settings, embedder=embedder)
-    flat = faiss.downcast_index(index.vectors.index)
     ids = faiss.vector_to_array(index.vectors.id_map)
-    vecs = faiss.rev_swig_ptr(flat.get_xb(), flat.ntotal * flat.d).reshape(flat.ntotal, flat.d).copy()
+    vecs = index.vectors.index.reconstruct_n(0, index.vectors.ntotal)  # the stored order, as ids lists it
     order = np.argsort(ids)
     vecs = vecs[order]  # rows now follow index.chunk_ids (sorted)
     docs = [doc_of(d) for d in index.chunk_doc]

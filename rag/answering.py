@@ -181,7 +181,7 @@ class ExtractiveAnswerer:
         margin: float = 0.06,
         margin_cross: float = 0.2,
         max_quoted: int = 5,
-        max_passage: int = 1600,
+        max_passage: int = 1600,  # 2 x the longest sentence kept whole at the default RAG_CHUNK_CHARS
     ) -> None:
         """Quotes the sentences within `margin` of the best one's score, at most `max_quoted` of them, merged where
         they touch (unless the chunks they were read in would make a passage over `max_passage` characters), in at
@@ -244,7 +244,7 @@ def default_answerer(index: SearchIndex) -> ExtractiveAnswerer:
     """The extractive answerer with the index's settings."""
     s = index.settings
     return ExtractiveAnswerer(
-        index.article_text, s.max_sentences, max_quoted=s.max_quoted, max_passage=max_sentence_chars(s)
+        index.article_text, s.max_sentences, max_quoted=s.max_quoted, max_passage=2 * max_sentence_chars(s)
     )
 
 

@@ -65,7 +65,7 @@ def ray_engine(settings: Settings, address: str | None = None, actors: int | Non
         if started:
             ray.init(
                 address=target,
-                num_cpus=None if target else os.cpu_count(),
+                num_cpus=None if target else len(os.sched_getaffinity(0)),  # the cores this process may use
                 include_dashboard=False,
                 log_to_driver=False,
                 logging_level="ERROR",
@@ -74,17 +74,17 @@ def ray_engine(settings: Settings, address: str | None = None, actors: int | Non
         try:
             resources = ray.cluster_resources()
             gpus = int(resources.get("GPU", 0))
-            cpus = int(resources.get("CPU", 1))
+            cpus = max(1, int(resources.get("CPU", 1)))
             # CPU clusters: one single-threaded actor per core by default. On 2 cores, 2 actors of 1 thread embedded
             # 48.7 chunks/s after start-up, 1 actor of 2 threads 38.1 and the local builder 44.7: a 2-thread torch
             # loses time whenever Ray's own processes take a core from one of its threads.
-            pool = actors or settings.ray_actors or (gpus or cpus)
+            blocks = math.ceil(len(missing) / settings.batch_size)
+            pool = max(1, min(actors or settings.ray_actors or (gpus or cpus), blocks))  # no idle actor loads a model
             per_actor = 0 if gpus else max(1, cpus // pool)
             items = [{"embed_hash": p.embed_hash, "text": p.text, "spans": json.dumps(p.spans)} for p in missing]
             items.sort(key=lambda x: -len(x["text"]))  # batches of similar length, as the local builder makes
             # One block per batch, each block embedded whole (batch_size=None): Ray's own bundling of its default
             # blocks gave the actor alternate batches of 32 and 4 chunks, 62 calls where 35 do.
-            blocks = math.ceil(len(items) / settings.batch_size)
             ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
                 ChunkEmbedder,
                 fn_constructor_kwargs={

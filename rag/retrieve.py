@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,7 +244,7 @@ class SearchIndex:
         path = self.cache_dir / name
         try:
             return load(path)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zlib.error):
             pass
         value = build()
         with contextlib.suppress(OSError):

@@ -323,8 +323,6 @@ def build_index(
         meta = read_meta(conn)
         if meta.get("faiss_file"):
             check_database(conn, index)
-        if meta.get("format_version") and meta.get("vector_encoding") != VECTOR_ENCODING:
-            _convert_vectors(conn)  # an index from before format 5: float32 chunk and float16 sentence vectors
         if not rebuild and _only_format_changed(meta, want):
             warn(f"index at {index} has format {meta['format_version']}, now {want['format_version']}: rebuilding it")
             rebuild = True  # same model and chunking, so every stored vector is reused
@@ -338,6 +336,8 @@ def build_index(
                 f"{seeds} holds {new_files:,} article files not yet indexed, more than RAG_MAX_SEED_FILES="
                 f"{settings.max_seed_files:,}: check the folder, then run `rag index --yes` to index them all"
             )
+        if meta.get("format_version") and meta.get("vector_encoding") != VECTOR_ENCODING:
+            _convert_vectors(conn)  # an index from before format 5: float32 chunk and float16 sentence vectors
         articles, skipped = read_articles(seeds, files)
         for line in skipped:
             warn(f"skipped {line}")
@@ -465,7 +465,8 @@ def compact(conn: sqlite3.Connection) -> bool:
 def _convert_vectors(conn: sqlite3.Connection, batch: int = 2000) -> None:
     """Re-encode the stored vectors of an index from before format 5 (float32 chunk vectors, float16 sentence
     vectors, a rowid table) as `rag.vectors.VECTOR_ENCODING` in a WITHOUT ROWID table, in one transaction that also
-    records the encoding, so a killed run leaves them all old or all new."""
+    records the encoding, so a killed run leaves them all old or all new. It runs once the build is sure to go on
+    (after the compatibility and too-many-files checks)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute("DROP TABLE IF EXISTS embeddings_new")
@@ -490,6 +491,9 @@ def _convert_vectors(conn: sqlite3.Connection, batch: int = 2000) -> None:
         conn.execute("DROP TABLE embeddings")
         conn.execute("ALTER TABLE embeddings_new RENAME TO embeddings")
         conn.execute("INSERT OR REPLACE INTO meta VALUES ('vector_encoding', ?)", (VECTOR_ENCODING,))
+        # Until the rebuild that follows commits format 5, the index is neither format: older code refuses it, and
+        # this code rebuilds it (`_only_format_changed`) without converting again.
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (f"{FORMAT_VERSION}-converting",))
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")

@@ -121,9 +121,21 @@ def test_an_index_in_the_old_encoding_is_converted_without_the_model(
         raise AssertionError("the model was loaded")
 
     monkeypatch.setattr(store, "Embedder", refuse)
+    read_articles = store.read_articles
+
+    def crash(*_a, **_k):  # the run dies after converting the vectors, before the rebuild commits
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "read_articles", crash)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(seeds_copy, index, settings=settings, progress=False, on_warning=lambda _w: None)
+    conn = sqlite3.connect(index / store.DB_NAME)
+    assert dict(conn.execute("SELECT key, value FROM meta"))["format_version"] == "5-converting"  # older code refuses
+    conn.close()
+    monkeypatch.setattr(store, "read_articles", read_articles)
     warnings: list[str] = []
     stats = build_index(seeds_copy, index, settings=settings, progress=False, on_warning=warnings.append)
-    assert stats.embedded == 0 and any("has format 4, now 5" in w for w in warnings)
+    assert stats.embedded == 0 and any("has format 5-converting, now 5" in w for w in warnings)
     conn = sqlite3.connect(index / store.DB_NAME)
     assert dict(conn.execute("SELECT key, value FROM meta"))["vector_encoding"] == VECTOR_ENCODING
     conn.close()
