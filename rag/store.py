@@ -40,7 +40,7 @@ from rag.vectors import (
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 5  # 2: BM25 terms per article (was per chunk); 3: plus character 3-grams; 4: long sentences cut;
-# 5: vectors fp16 / int8 (rag.vectors.VECTOR_ENCODING), BM25 terms zlib-compressed, flat FAISS in fp16
+# 5: int8 vectors (rag.vectors.VECTOR_ENCODING), text and BM25 terms zlib-compressed, exact FAISS in fp16
 DB_NAME = "rag.sqlite"
 MANIFEST = "manifest.json"
 _BUILD_KEYS = ("model_hash", "chunk_chars", "chunk_overlap")  # what the stored vectors depend on
@@ -278,6 +278,7 @@ def build_index(
     pending: Sequence[Article] = (),
     before_commit: Callable[[], None] | None = None,
     engine: EmbedEngine | None = None,
+    warm: bool = True,
 ) -> BuildStats:
     """Bring the index at `index_dir` in line with the articles under `seeds_dir`.
 
@@ -301,6 +302,8 @@ def build_index(
             `seeds_dir` here); if it raises, the index is left as it was.
         engine: what embeds the chunks that have no stored vector (default: the model in this process;
             `rag.ray_embed.ray_engine` embeds them on a Ray cluster).
+        warm: compute this generation's reader caches before returning (a caller about to load the new
+            generation itself, like the chat after an upload, warms its own `SearchIndex` instead).
 
     Returns:
         BuildStats with counts of added / updated / removed / unchanged articles and chunks embedded.
@@ -389,7 +392,8 @@ def build_index(
         raise damaged(index, exc) from exc
     finally:
         conn.close()
-    _warm(index, settings, warn)  # a no-op when this generation's caches exist (the usual no-change run)
+    if warm:
+        _warm(index, settings, warn)  # a no-op when this generation's caches exist (the usual no-change run)
     stats.seconds = time.perf_counter() - t0
     return stats
 

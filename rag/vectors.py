@@ -1,7 +1,7 @@
 """The FAISS index over the chunk vectors, chosen by size: exact below a bound, approximate (HNSW or IVF) above it.
 
-Exact inner-product search grows linearly with the corpus: 20 ms a query at 100k vectors on 2 cores, 145 ms at 1M
-(HNSW: 0.4 ms and 2.4 ms; `make bench-scale`). Above `RAG_FAISS_AUTO_ABOVE` vectors, `RAG_FAISS_INDEX=auto` builds
+Exact inner-product search grows linearly with the corpus: 3.6 ms a query at 100k vectors on 2 cores, 34 ms at 1M
+(HNSW: 0.4 ms and 2.2 ms; `make bench-scale`). Above `RAG_FAISS_AUTO_ABOVE` vectors, `RAG_FAISS_INDEX=auto` builds
 HNSW instead; `flat`, `hnsw` and `ivf` force a kind. The kind and its parameters are recorded in the manifest, and
 the file is always built from the vectors stored in SQLite, so changing the kind never re-embeds anything.
 

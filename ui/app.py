@@ -145,11 +145,13 @@ class ChatService:
                 progress=True,
                 pending=[a for u in uploads for a in u.articles],
                 before_commit=lambda: written.extend(write_uploads(uploads, self.seeds_dir)),
+                warm=False,  # the refresh below loads the new generation once, and warms it
             )
         except Exception as exc:  # any failure undoes the upload, and says so in one line
             undo_writes(written)
             return f"refused: indexing failed ({exc}); the corpus is unchanged"
         self.index.refresh()
+        self.index.warm()
         lines = []
         for upload in uploads:
             verb = "replaced" if upload.replaces else "added"
