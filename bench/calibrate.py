@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import data_dir, news_corpus, news_dev, write_bulk, xquad
+from bench.leftout import leftout_news_index, paragraph_questions, xquad_paragraph_index
 from rag.answering import EvidenceWeights, score_sentences
 from rag.embed import Embedder
 from rag.refusal import FEATURES, RefusalModel, refusal_features
@@ -29,13 +31,19 @@ from rag.settings import PROJECT_ROOT, Settings
 from rag.store import build_index
 
 WORK = PROJECT_ROOT / "bench" / "work"
+PARTIAL_FLAGGED = 0.10  # share of right tuning answers a partial-evidence cut may flag
+NEWS_WEIGHT = 1.0  # how much more a news group weighs in the fit than an XQuAD group
 ANSWERED_FLOOR = {  # share of answerable tuning questions the threshold must answer, per group
     "xquad-en-0": 0.95,
     "xquad-en-1": 0.95,
-    "xquad-ar-0": 0.97,
-    "xquad-ar-1": 0.97,
+    "xquad-ar-0": 0.95,
+    "xquad-ar-1": 0.95,
     "news-en": 0.90,
     "news-ar": 0.90,
+    "xpara-en-0": 0.95,
+    "xpara-en-1": 0.95,
+    "xpara-ar-0": 0.95,
+    "xpara-ar-1": 0.95,
 }
 
 
@@ -198,8 +206,21 @@ def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[
             x = feature_rows(index, [q.text for q in tune])
             y = np.array([q.context_id in indexed for q in tune], dtype=np.float64)
             groups[f"xquad-{lang}-{int(swapped)}"] = (x, y)
+    for swapped in (False, True):  # half the paragraphs of every article: same topic, other facts
+        index_dir, kept = xquad_paragraph_index(root, settings, embedder, swapped)
+        index = SearchIndex(index_dir, settings, embedder=embedder)
+        for lang, qs in (("en", en), ("ar", ar)):
+            tune = [q for q in qs if quarter[q.context_id] in (0, 1)]
+            log(f"features: XQuAD {lang} paragraph split {int(swapped)} ({len(tune)} questions)")
+            pairs = paragraph_questions(tune, kept)
+            x = feature_rows(index, [q for q, _ in pairs])
+            groups[f"xpara-{lang}-{int(swapped)}"] = (x, np.array([a for _, a in pairs], dtype=np.float64))
     index = SearchIndex(WORK / "news-index", settings, embedder=embedder)
-    news = [i for i in news_dev(root) if i.half == "tune"]
+    every = news_dev(root)
+    leftout = SearchIndex(
+        leftout_news_index(root, every, settings, embedder, WORK / "news-index"), settings, embedder=embedder
+    )
+    news = [i for i in every if i.half == "tune"]
     for lang in ("en", "ar"):
         items = [i for i in news if i.lang == lang and i.kind in ("single", "unanswerable")]
         items += [i for i in news if i.lang == lang and i.kind == "followup"]  # their first question stands alone
@@ -207,6 +228,9 @@ def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[
         x = feature_rows(index, [i.questions[0] for i in items])
         y = np.array([i.kind != "unanswerable" for i in items], dtype=np.float64)
         groups[f"news-{lang}"] = (x, y)
+        answerable = [i.questions[0] for i in items if i.kind != "unanswerable"]
+        log(f"features: news {lang}, answers left out ({len(answerable)} questions)")
+        groups[f"news-leftout-{lang}"] = (feature_rows(leftout, answerable), np.zeros(len(answerable)))
     cache = {"features": list(FEATURES), "groups": {k: [x.tolist(), y.tolist()] for k, (x, y) in groups.items()}}
     (WORK / "refusal-features.json").write_text(json.dumps(cache))
     return groups
@@ -214,45 +238,54 @@ def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[
 
 def calibrate(groups: dict[str, tuple[np.ndarray, np.ndarray]], settings: Settings, write: bool) -> RefusalModel:
     """Fit the refusal model on the tuning groups and choose its threshold; write it unless told not to."""
-    # Every group weighs the same in the fit, and within a group both classes weigh the same.
+    # Every group weighs the same in the fit (news groups NEWS_WEIGHT times as much: they are the product's own
+    # questions), and within a group both classes weigh the same.
+    news_weight = float(os.environ.get("NEWS_WEIGHT", NEWS_WEIGHT))
     xs, ys, ws = [], [], []
-    for x, y in groups.values():
+    for name, (x, y) in groups.items():
         for label in (0.0, 1.0):
             n = max(1, int((y == label).sum()))
-            ws.append(np.where(y == label, 1.0 / n, 0.0))
+            ws.append(np.where(y == label, (news_weight if name.startswith("news") else 1.0) / n, 0.0))
         xs.append(x)
         ys.append(y)
     x, y = np.vstack(xs), np.concatenate(ys)
     w = np.concatenate([a + b for a, b in zip(ws[::2], ws[1::2], strict=True)])
     mean, scale, theta = fit_logistic(x, y, w)
-    model = RefusalModel(FEATURES, mean.tolist(), scale.tolist(), theta[1:].tolist(), float(theta[0]), 0.5)
+    model = RefusalModel(FEATURES, mean.tolist(), scale.tolist(), theta[1:].tolist(), float(theta[0]), 0.5, 0.5)
 
     def rates(t: float) -> dict[str, tuple[float, float]]:
         out = {}
         for name, (gx, gy) in groups.items():
             p = np.array([model.probability(dict(zip(FEATURES, row, strict=True))) for row in gx])
-            out[name] = (float((p[gy == 0] < t).mean()) if (gy == 0).any() else 1.0, float((p[gy == 1] >= t).mean()))
+            refused = float((p[gy == 0] < t).mean()) if (gy == 0).any() else 1.0
+            out[name] = (refused, float((p[gy == 1] >= t).mean()) if (gy == 1).any() else 1.0)
         return out
 
-    # The threshold: refuse as much as possible while each group answers its floor of answerable tuning questions
-    # (XQuAD: as many as the per-script thresholds before this model answered; news: the issue's 90%).
-    best, best_refused = 0.0, -1.0
-    for t in np.arange(0.02, 0.98, 0.01):
-        r = rates(float(t))
-        if all(r[name][1] >= floor for name, floor in ANSWERED_FLOOR.items() if name in r):
-            refused = float(np.mean([refused for refused, _ in r.values()]))
-            if refused > best_refused:
-                best, best_refused = float(t), refused
-    if best_refused < 0:
-        raise SystemExit("no threshold answers every group's floor: the features or the floors need a look")
-    model.threshold = round(best, 2)
-    for t in (0.1, 0.2, 0.3, 0.4, 0.5, model.threshold):
+    # One threshold per script: refuse as much as possible while each of the script's groups answers its floor of
+    # answerable tuning questions (XQuAD: 0.95, as the issue's targets; news: the issue's 90%).
+    for script in ("ar", "en"):
+        mine = [name for name in groups if f"-{script}" in name]
+        best, best_refused = 0.0, -1.0
+        for t in np.arange(0.02, 0.98, 0.01):
+            r = rates(float(t))
+            if all(r[name][1] >= ANSWERED_FLOOR[name] for name in mine if name in ANSWERED_FLOOR):
+                refused = float(np.mean([r[name][0] for name in mine]))
+                if refused > best_refused:
+                    best, best_refused = float(t), refused
+        if best_refused < 0:
+            raise SystemExit(f"no threshold answers every {script} group's floor: the features or floors need a look")
+        if script == "ar":
+            model.threshold = round(best, 2)
+        else:
+            model.threshold_cross = round(best, 2)
+    for t in (0.1, 0.2, 0.3, 0.4, 0.5, model.threshold, model.threshold_cross):
         log(f"threshold {t:.2f}: " + ", ".join(f"{k} {a:.2f}/{b:.2f}" for k, (a, b) in rates(t).items()))
     log("weights: " + ", ".join(f"{n} {c:+.2f}" for n, c in zip(FEATURES, model.coef, strict=True)))
     floors = ", ".join(f"{k} {v:.2f}" for k, v in ANSWERED_FLOOR.items())
     model.note = (
         "fitted by `python -m bench.calibrate` on the tuning halves of XQuAD (both half-indexed splits) and the news "
-        f"dev set; threshold {model.threshold}: most refused while answering at least: {floors}"
+        f"dev set; thresholds {model.threshold} (Arabic) and {model.threshold_cross} (Latin script): most refused "
+        f"while answering at least: {floors}"
     )
     if write:
         settings.refusal_model.write_text(model.to_json() + "\n", encoding="utf-8")
@@ -288,8 +321,54 @@ def main(argv: list[str] | None = None) -> int:
         groups = {k: (np.array(x), np.array(y)) for k, (x, y) in data.items()}
     else:
         groups = collect_groups(root, settings, embedder)
-    calibrate(groups, settings, write=not args.no_write)
+    model = calibrate(groups, settings, write=not args.no_write)
+    calibrate_partial(root, settings, embedder, model, write=not args.no_write)
     return 0
+
+
+def calibrate_partial(root: Path, settings: Settings, embedder, model: RefusalModel, write: bool) -> None:
+    """The share of the question the quoted passages may miss before an answer is flagged partial, per script: the
+    lowest cut that flags at most PARTIAL_FLAGGED of the tuning answers that quote their evidence (news tuning half
+    and XQuAD tuning quarters, paragraph split), measured with the refusal model just fitted."""
+    from rag.answering import make_chain
+    from rag.refusal import cited_gap
+
+    gaps: dict[str, dict[str, list[float]]] = {s: {"right": [], "leftout": []} for s in ("ar", "en")}
+    news = [i for i in news_dev(root) if i.half == "tune" and i.kind in ("single", "followup")]
+    full = SearchIndex(WORK / "news-index", settings, embedder=embedder)
+    leftout = SearchIndex(WORK / "leftout-index", settings, embedder=embedder)
+    _, en, ar, titles = xquad(root)
+    quarter = xquad_quarter(titles)
+    para_dir, kept = xquad_paragraph_index(root, settings, embedder, False)
+    para = SearchIndex(para_dir, settings, embedder=embedder)
+    asked = [(full, i.questions[0], i.lang, i.evidence[0], "right") for i in news]
+    asked += [(leftout, i.questions[0], i.lang, [], "leftout") for i in news]
+    for lang, qs in (("en", en), ("ar", ar)):
+        for q in qs:
+            if quarter[q.context_id] in (0, 1):
+                kind = "right" if q.context_id in kept else "leftout"
+                asked.append((para, q.text, lang, [q.answer] if kind == "right" else [], kind))
+    chains = {id(ix): make_chain(ix, refusal=model) for ix in (full, leftout, para)}
+    for ix, q, lang, evidence, kind in asked:
+        a = chains[id(ix)].invoke(q)
+        if not a.found or (kind == "right" and not any(e in c.quote for c in a.citations for e in evidence)):
+            continue
+        gaps[lang][kind].append(cited_gap(ix, q, a.citations)[0])
+    for lang, g in gaps.items():
+        right = np.array(g["right"])
+        cut = float(np.quantile(right, 1 - PARTIAL_FLAGGED)) + 0.01 if len(right) else 1.1
+        flagged = float((np.array(g["leftout"]) >= cut).mean()) if g["leftout"] else 0.0
+        log(
+            f"partial cut {lang}: {cut:.2f} flags {float((right >= cut).mean()):.2f} of {len(right)} right answers "
+            f"and {flagged:.2f} of {len(g['leftout'])} answered left-out questions"
+        )
+        if lang == "ar":
+            model.partial_cut = round(cut, 2)
+        else:
+            model.partial_cut_cross = round(cut, 2)
+    if write:
+        settings.refusal_model.write_text(model.to_json() + "\n", encoding="utf-8")
+        log(f"wrote {settings.refusal_model}")
 
 
 def paragraph_passage(index: SearchIndex, doc_id: str):

@@ -34,6 +34,7 @@ from bench.data import (
     write_bulk,
     xquad,
 )
+from bench.leftout import leftout_figures
 from rag.answering import Answer, make_chain, score_sentences
 from rag.conversation import answer_in_context, read_history
 from rag.embed import Embedder, batched_by_length
@@ -521,6 +522,75 @@ def _table(title: str, headers: list[str], rows: list[list]) -> list[str]:
     return out
 
 
+def leftout_report(lo: dict | None) -> list[str]:
+    """The near-topic refusal section (`bench.leftout.leftout_figures`)."""
+    if not lo:
+        return []
+    lines = _table(
+        "Near-topic refusal: news dev test half, every answer taken out of the corpus (bench/leftout.py)",
+        [
+            "questions",
+            "n",
+            "left-out refused",
+            "left-out refused or flagged partial",
+            "answered (full corpus)",
+            "of which flagged partial",
+            "evidence in quote (full)",
+            "target",
+        ],
+        [
+            [
+                lang,
+                r["n"],
+                r["left-out refused"],
+                r["left-out refused or flagged partial"],
+                r["answered (full corpus)"],
+                r["answered and flagged partial (full corpus)"],
+                r["evidence in quote (full corpus)"],
+                t,
+            ]
+            for (lang, r), t in zip(
+                lo["news"].items(), (">= 0.75 refused, >= 0.90 answered", ">= 0.80 refused"), strict=False
+            )
+        ],
+    )
+    lines += [
+        "",
+        f"- thresholds {lo['threshold']}; refusals of left-out questions that say what is missing: "
+        + ", ".join(f"{lang} {r['refusals with a reason']:.3f}" for lang, r in lo["news"].items()),
+        f"- news dev unanswerable (test half) refused: {lo['unanswerable refused']:.3f} of {lo['n unanswerable']} "
+        "(target >= 0.80)",
+        f"- time dev out-of-range (every other one) refused: {lo['out of range refused']:.3f}; with the coverage "
+        f"reason: {lo['out of range refused with the coverage reason']:.3f}; n = {lo['n out of range']} "
+        "(target >= 0.90)",
+        "",
+        "Trade-off (threshold: left-out refused / answered on the full corpus):",
+        "",
+    ]
+    for lang, r in lo["news"].items():
+        lines.append(f"- {lang}: " + ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items()))
+    lines += _table(
+        "Near-topic refusal: XQuAD test quarters, half the paragraphs of every article indexed",
+        ["questions", "threshold", "refused (paragraph left out)", "answered (paragraph indexed)", "n", "target"],
+        [
+            [
+                k,
+                r["threshold"],
+                r["refused (paragraph left out)"],
+                r["answered (paragraph indexed)"],
+                r["n"],
+                ">= 0.70 en / 0.80 ar at >= 0.95 answered",
+            ]
+            for k, r in lo["xquad"].items()
+        ],
+    )
+    lines += ["", "Trade-off on the first split (refused / answered):", ""]
+    for lang, r in lo["xquad"].items():
+        if "sweep" in r:
+            lines.append(f"- {lang}: " + ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items()))
+    return lines
+
+
 def report(results: dict, quick: bool, seconds: float) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     lines = [
@@ -641,6 +711,7 @@ def report(results: dict, quick: bool, seconds: float) -> str:
             continue
         pairs = ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items())
         lines.append(f"- {lang}: {pairs}")
+    lines += leftout_report(results.get("leftout"))
     llm = results.get("llm") or {"skipped": "not run"}
     lines += ["", "## Optional LLM composer (RAG_LLM_URL)", ""]
     if "skipped" in llm:
@@ -748,6 +819,9 @@ def main(argv: list[str] | None = None) -> int:
     results["refusal"] = refusal(root, settings, embedder, titles, en, ar, args.quick)
     log("news: the dev set's test half")
     results["news"] = news(work, root, settings, embedder)
+    log("near-topic refusal: answers left out of the news corpus, XQuAD paragraphs left out")
+    results["leftout"] = leftout_figures(root, settings, embedder, args.quick)
+    (work / "results.json").write_text(json.dumps(results, indent=2, default=str))  # kept if a later stage fails
     log("llm: the optional LLM composer (only with RAG_LLM_URL)")
     results["llm"] = llm_section(root, settings, embedder, args.quick)
     results["speed"] = {} if args.skip_speed else speed(work, root, settings, embedder, args.quick)

@@ -15,7 +15,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag.crosslingual import coverage
 from rag.lexical import analyze, strip_controls
-from rag.refusal import RefusalModel, refusal_features
+from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual, latin_share
 from rag.store import max_sentence_chars
 
@@ -37,6 +37,9 @@ class Citation:
     end: int
     passage: str  # the retrieved chunk the quote sits in, for context
     score: float
+    date: str = ""  # the article's date as stored ("" when unknown)
+    url: str = ""  # the article's link, where its record has one
+    also_in: list[str] = field(default_factory=list)  # other articles (syndicated copies) holding the same quote
 
 
 @dataclass
@@ -50,6 +53,9 @@ class Answer:
     composer: str = "extractive"  # "extractive" (quoted sentences) or "llm" (a local LLM's verified answer)
     dropped: list[str] = field(default_factory=list)  # LLM sentences removed: no valid marker, or unsupported
     notice: str = ""  # one line when the LLM's answer could not be shown and the extractive one is
+    missing: str = ""  # for a refusal: one line on what the articles lack (a name, an event, a time)
+    partial: str = ""  # for an answer whose quotes miss much of the question: one line saying what they lack
+    related: list[dict] = field(default_factory=list)  # for a refusal: the closest articles, as reading, not answer
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,6 +74,7 @@ class Evidence:
     passage_start: int  # the chunk the sentence was read in; always covers start..end
     passage_end: int
     score: float
+    copies: tuple[str, ...] = ()  # articles holding a copy of the chunk it was read in
 
 
 def prepare_question(question: object, max_chars: int) -> str:
@@ -162,9 +169,45 @@ def score_sentences(
             key = (md["doc_id"], first + i)
             if key not in best or best[key].score < score:
                 best[key] = Evidence(
-                    md["doc_id"], md["title"], md["source"], start, end, quote, md["start"], md["end"], score
+                    md["doc_id"],
+                    md["title"],
+                    md["source"],
+                    start,
+                    end,
+                    quote,
+                    md["start"],
+                    md["end"],
+                    score,
+                    tuple(md.get("copies", ())),
                 )
     return sorted(best.values(), key=lambda e: -e.score)
+
+
+def distinct_quotes(evidence: list[Evidence]) -> tuple[list[Evidence], dict[tuple[str, int], list[str]]]:
+    """The evidence with each sentence text once (best first), and for each kept sentence the other articles that
+    hold the same text: a syndicated story counts once and its copies are named in its citation."""
+    first: dict[str, Evidence] = {}
+    copies: dict[tuple[str, int], list[str]] = {}
+    kept = []
+    for e in evidence:
+        key = " ".join(e.quote.split())
+        if key in first:
+            f = first[key]
+            if e.doc_id != f.doc_id:
+                others = copies.setdefault((f.doc_id, f.start), [])
+                if e.doc_id not in others:
+                    others.append(e.doc_id)
+            continue
+        first[key] = e
+        kept.append(e)
+    return kept, copies
+
+
+def stamp_citations(index: SearchIndex, citations: list[Citation]) -> None:
+    """Give each citation its article's date and link."""
+    for c in citations:
+        c.date = index.dates.get(c.doc_id, "")
+        c.url = index.urls.get(c.doc_id, "")
 
 
 class ExtractiveAnswerer:
@@ -200,13 +243,25 @@ class ExtractiveAnswerer:
         if not evidence:
             return Answer(question, not_found_text(question), False, [])
         margin = self.margin_cross if is_cross_lingual(question) else self.margin
+        evidence, copies = distinct_quotes(evidence)
         close = [e for e in evidence if e.score >= evidence[0].score - margin][: self.max_quoted]
         citations: list[Citation] = []
         for e in self._merge_adjacent(close)[: self.max_sentences]:
             passage = self.article_text(e.doc_id)[e.passage_start : e.passage_end]
             n = len(citations) + 1
             citations.append(
-                Citation(n, e.doc_id, e.title, e.source, e.quote, e.start, e.end, passage, round(e.score, 4))
+                Citation(
+                    n,
+                    e.doc_id,
+                    e.title,
+                    e.source,
+                    e.quote,
+                    e.start,
+                    e.end,
+                    passage,
+                    round(e.score, 4),
+                    also_in=list(dict.fromkeys([*copies.get((e.doc_id, e.start), []), *e.copies])),
+                )
             )
         text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
         return Answer(question, text, True, citations)
@@ -233,6 +288,7 @@ class ExtractiveAnswerer:
                         min(m.passage_start, e.passage_start),
                         max(m.passage_end, e.passage_end),
                         max(m.score, e.score),
+                        tuple(dict.fromkeys(m.copies + e.copies)),
                     )
                     break
             else:
@@ -287,10 +343,20 @@ def make_chain(
 
     def finish(x: dict):
         question, asked = x["question"], x["asked"]
-        if not x["evidence"] or x["confidence"] < model.threshold:
-            result = Answer(asked, not_found_text(asked), False, [])
+        late = after_corpus(index, x["search"])
+        threshold = model.threshold_for(is_cross_lingual(x["search"]))
+        if not x["evidence"] or x["confidence"] < threshold or late:
+            missing, related = explain_refusal(index, x["search"], x["docs"])
+            text = f"{not_found_text(asked)} {missing}".strip()
+            result = Answer(asked, text, False, [], missing=missing, related=related)
         else:
             result = answer_with(question, x["docs"], x["evidence"])
+            if isinstance(result, Answer):
+                stamp_citations(index, result.citations)
+                cut = model.partial_cut_for(is_cross_lingual(x["search"]))
+                result.partial = partial_note(index, x["search"], result.citations, cut)
+                if result.partial:
+                    result.text = f"{result.partial}\n{result.text}"
         result.confidence = round(x["confidence"], 4)
         result.searched_question = x["search"]
         if isinstance(result, Answer):

@@ -84,7 +84,17 @@ def _print_answer(result) -> None:
     if result.composer == "llm" and result.dropped:
         print(f"({len(result.dropped)} sentence(s) of the LLM's answer dropped: no passage supported them)")
     for c in result.citations:
-        print(f"\n[{c.n}] {c.title} ({c.source}, characters {c.start}-{c.end})\n    {c.quote}")
+        where = ", ".join(x for x in (c.date[:10] or "date unknown", c.source, f"characters {c.start}-{c.end}") if x)
+        also = (
+            f"\n    (the same sentence in {len(c.also_in)} other article(s): {', '.join(c.also_in)})"
+            if c.also_in
+            else ""
+        )
+        print(f"\n[{c.n}] {c.title} ({where})\n    {c.quote}{also}")
+    if result.related:
+        print("\nRelated reading (not an answer):")
+        for r in result.related:
+            print(f"  - {r['title']} ({r['date'][:10] or 'date unknown'}, {r['source']})")
     if result.searched_question not in ("", result.question):
         print(f"\n(searched as: {result.searched_question})")
 

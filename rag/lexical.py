@@ -41,6 +41,12 @@ def normalize_arabic(text: str) -> str:
 
 
 STOPWORDS = frozenset(normalize_arabic(w) for w in _STOPWORD_LIST)
+# Arabic question words: not stop words for BM25 (the index's terms keep them), but not what a question is about.
+QUESTION_WORDS_AR = frozenset(
+    normalize_arabic(p + w)
+    for w in "لماذا لم ماذا متى أين اين كيف كم هل من ما أي اي ايش مالذي ماالذي".split()
+    for p in ("", "و", "ف")
+)
 
 
 @lru_cache(maxsize=4)

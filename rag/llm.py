@@ -26,6 +26,7 @@ from rag.answering import (
     default_answerer,
     not_found_text,
     overlap_scorer,
+    stamp_citations,
 )
 from rag.chunking import split_sentences
 from rag.conversation import Message
@@ -165,6 +166,7 @@ class LLMComposer:
     def prepare(self, question: str, docs: list[Document], evidence: list[Evidence]) -> Draft:
         """The passages (the chunks holding the best evidence, at most RAG_LLM_PASSAGES) and the fallback."""
         fallback = self.extractive(question, docs, evidence)
+        stamp_citations(self.index, fallback.citations)
         best: dict[int, float] = {}
         by_span = {(d.metadata["doc_id"], d.metadata["start"], d.metadata["end"]): d for d in docs}
         for e in evidence:
@@ -304,6 +306,7 @@ class LLMComposer:
                 kept_text.append(_with_markers(clean, list(dict.fromkeys(numbers))))
             else:
                 dropped.append(clean)
+        stamp_citations(self.index, citations)
         if not kept_text:
             answer = self.fallback(draft, NOTICE_UNVERIFIED)
             answer.dropped = dropped

@@ -17,8 +17,10 @@ from langchain_core.documents import Document
 from rag.crosslingual import coverage
 from rag.lexical import analyze
 from rag.retrieve import SearchIndex, is_cross_lingual
+from rag.timeq import question_period
+from rag.values import expected_value
 
-MODEL_VERSION = 1
+MODEL_VERSION = 2
 FEATURES = (
     "dense",  # best chunk cosine with the question
     "lead",  # how far the best cosine stands out from the 20 best
@@ -32,7 +34,16 @@ FEATURES = (
     "keys_missing_article",  # share of the question's names and numbers missing from the best evidence's article
     "keys_missing_quote",  # the same for the sentences that would be quoted
     "sentence",  # score of the best evidence sentence (cosine in context, overlap, answer-type cue)
+    "coverage_window",  # the best share of the concepts found together in one quoted sentence and its neighbours
+    "keys_missing_window",  # share of names and numbers missing from that window
+    "type_missing",  # asks how many / when, and no quoted sentence holds a number or a date
+    "time_outside",  # the question names a time outside the corpus's dated range
+    "coverage_sentence",  # the best share of the concepts found in one quoted sentence alone
+    "rare_missing_window",  # share of the question's two rarest concepts missing from the best window
+    "lexical_lead",  # how far the best article's BM25 stands out from the next four (0 with no lexical match)
+    "lexical_best",  # BM25 of the best chunk's article against the best article's (1 when they are the same)
 )
+WINDOW = 250  # characters either side of a quoted sentence that count as its neighbourhood
 
 
 def refusal_features(index: SearchIndex, question: str, docs: list[Document], evidence: list) -> dict[str, float]:
@@ -48,6 +59,13 @@ def refusal_features(index: SearchIndex, question: str, docs: list[Document], ev
     else:
         article = quoted = frozenset()
     numbers = [c for c in concepts if c.kind == "number"]
+    windows = [frozenset(analyze(t)) for t in quote_windows(index, evidence)]
+    best_window = max(windows, key=lambda w: coverage(concepts, w), default=frozenset())
+    quotes = " ".join(e.quote for e in evidence[:3])
+    wants = expected_value(question)
+    sentences = [frozenset(analyze(e.quote)) for e in evidence[:5]]
+    rare = sorted(concepts, key=lambda c: -c.weight)[:2]
+    period = question_period(question)
     return {
         "dense": dense,
         "lead": lead,
@@ -62,7 +80,111 @@ def refusal_features(index: SearchIndex, question: str, docs: list[Document], ev
         "keys_missing_article": 1.0 - coverage(concepts, article, keys_only=True),
         "keys_missing_quote": 1.0 - coverage(concepts, quoted, keys_only=True),
         "sentence": evidence[0].score if evidence else 0.0,
+        "coverage_window": coverage(concepts, best_window) if concepts else 0.0,
+        "keys_missing_window": 1.0 - coverage(concepts, best_window, keys_only=True),
+        "type_missing": float(wants is not None and not wants.search(quotes)),
+        "time_outside": index.date_range.outside(period) if period else 0.0,
+        "coverage_sentence": max((coverage(concepts, t) for t in sentences), default=0.0) if concepts else 0.0,
+        "rare_missing_window": 1.0 - coverage(rare, best_window) if rare else 0.0,
+        "lexical_lead": docs[0].metadata.get("lexical_lead", 0.0) if docs else 0.0,
+        "lexical_best": docs[0].metadata.get("lexical", 0.0) if docs else 0.0,
     }
+
+
+def quote_windows(index: SearchIndex, evidence: list, n: int = 5) -> list[str]:
+    """The text around each of the `n` best evidence sentences: the sentence and WINDOW characters either side."""
+    out = []
+    for e in evidence[:n]:
+        text = index.article_text(e.doc_id)
+        out.append(text[max(0, e.start - WINDOW) : e.end + WINDOW])
+    return out
+
+
+def after_corpus(index: SearchIndex, question: str) -> bool:
+    """The question names a day or a month that starts after the newest dated article: no article can report it."""
+    period = question_period(question)
+    return bool(period and period.precision != "year" and index.date_range.after(period))
+
+
+def _join(words: list[str], arabic: bool) -> str:
+    quoted = [f"«{w}»" if arabic else w for w in words]
+    if len(quoted) < 2:
+        return "".join(quoted)
+    return f"{'، '.join(quoted[:-1])} أو {quoted[-1]}" if arabic else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+
+
+def cited_gap(index: SearchIndex, question: str, citations: list) -> tuple[float, list[str], list[str]]:
+    """How much of the question the cited passages miss (IDF-weighted share of its concepts absent from the quotes
+    and WINDOW characters around them), with the concepts they hold and those they lack, rarest first."""
+    concepts = sorted(index.concepts(question), key=lambda c: -c.weight)
+    if not concepts or not citations:
+        return 0.0, [], []
+    terms: frozenset[str] = frozenset()
+    for c in citations:
+        text = index.article_text(c.doc_id)
+        terms |= frozenset(analyze(text[max(0, c.start - WINDOW) : c.end + WINDOW]))
+    held = [c.source for c in concepts if c.found_in(terms)]
+    lacking = [c.source for c in concepts if not c.found_in(terms)]
+    return 1.0 - coverage(concepts, terms), held, lacking
+
+
+def partial_note(index: SearchIndex, question: str, citations: list, cut: float) -> str:
+    """One line when the quoted passages hold the question's topic but miss too much of what it asks (the share is
+    at least `cut`, or every name it asks about is found in no article): what they mention and what they do not, in
+    the question's language; "" otherwise."""
+    gap, held, lacking = cited_gap(index, question, citations)
+    names = [c for c in index.concepts(question) if c.kind == "name"]
+    unknown = bool(names) and not any(c.found_in(index.bm25.vocab.keys()) for c in names)
+    if (gap < cut and not unknown) or not lacking:  # every name of the question is found nowhere: flagged too
+        return ""
+    if not is_cross_lingual(question):
+        mention = f"تذكر المقاطع المقتبسة {_join(held[:2], True).replace(' أو ', ' و')} لكنها " if held else ""
+        return f"إجابة جزئية: {mention}لا تذكر {_join(lacking[:3], True)}."
+    mention = f"mention {' and '.join(held[:2])} but " if held else ""
+    return f"Partial answer: the quoted passages {mention}do not mention {_join(lacking[:3], False)}."
+
+
+def explain_refusal(index: SearchIndex, question: str, docs: list[Document]) -> tuple[str, list[dict]]:
+    """One line on what the articles lack, in the question's language, and the three closest articles (title, date,
+    source), offered as related reading, not as an answer."""
+    arabic = not is_cross_lingual(question)
+    related, seen = [], set()
+    for d in docs:
+        doc = d.metadata["doc_id"]
+        if doc not in seen and len(related) < 3:
+            seen.add(doc)
+            related.append(
+                {
+                    "doc_id": doc,
+                    "title": index.titles.get(doc, ""),
+                    "date": index.dates.get(doc, ""),
+                    "source": index.sources.get(doc, ""),
+                    "url": index.urls.get(doc, ""),
+                }
+            )
+    period = question_period(question)
+    span = index.date_range.describe(arabic)
+    if period and span and index.date_range.outside(period):
+        when = period.label(arabic)
+        if arabic:
+            return f"تغطي المقالات الفترة {span}، ولا تتناول أي منها {when}.", related
+        return f"The articles run {span}; none covers {when}.", related
+    concepts = sorted(index.concepts(question), key=lambda c: -c.weight)
+    vocab = index.bm25.vocab.keys()
+    absent = [c.source for c in concepts if not c.found_in(vocab)][:3]
+    if absent:
+        return (
+            f"لا تذكر أي مقالة {_join(absent, True)}." if arabic else f"No article mentions {_join(absent, False)}."
+        ), related
+    near = frozenset().union(*(index.article_terms(r["doc_id"]) for r in related)) if related else frozenset()
+    lacking = [c.source for c in concepts if not c.found_in(near)][:3]
+    if lacking:
+        if arabic:
+            return f"لا تذكر أقرب المقالات {_join(lacking, True)}.", related
+        return f"The closest articles do not mention {_join(lacking, False)}.", related
+    if arabic:
+        return "أقرب المقالات تتناول الموضوع لكنها لا تذكر ما يُسأل عنه.", related
+    return "The closest articles are on this topic but do not state what is asked.", related
 
 
 class RefusalModelError(RuntimeError):
@@ -71,7 +193,9 @@ class RefusalModelError(RuntimeError):
 
 @dataclass
 class RefusalModel:
-    """A logistic regression over standardised features; answer when the probability reaches `threshold`."""
+    """A logistic regression over standardised features; answer when the probability reaches the threshold of the
+    question's script (`threshold` for Arabic, `threshold_cross` for Latin-script questions, whose retrieval is
+    noisier and which each have their own answered floor in the calibration)."""
 
     features: tuple[str, ...]
     mean: list[float]
@@ -79,7 +203,20 @@ class RefusalModel:
     coef: list[float]
     intercept: float
     threshold: float
+    threshold_cross: float = -1.0  # < 0: the same as `threshold`
     note: str = ""
+    partial_cut: float = 1.1  # an answer whose quoted passages miss this share of the question is flagged partial
+    partial_cut_cross: float = 1.1  # the same for Latin-script questions (> 1: never)
+
+    def partial_cut_for(self, cross: bool) -> float:
+        return self.partial_cut_cross if cross else self.partial_cut
+
+    def threshold_for(self, cross: bool) -> float:
+        return self.threshold_cross if cross and self.threshold_cross >= 0 else self.threshold
+
+    def answers(self, features: dict[str, float]) -> bool:
+        """Whether the corpus answers the question these features describe."""
+        return self.probability(features) >= self.threshold_for(bool(features["cross"]))
 
     def probability(self, features: dict[str, float]) -> float:
         z = self.intercept + sum(
@@ -98,6 +235,9 @@ class RefusalModel:
                 "coef": self.coef,
                 "intercept": self.intercept,
                 "threshold": self.threshold,
+                "threshold_cross": self.threshold_cross,
+                "partial_cut": self.partial_cut,
+                "partial_cut_cross": self.partial_cut_cross,
                 "note": self.note,
             },
             indent=2,
@@ -121,5 +261,8 @@ class RefusalModel:
             [float(x) for x in data["coef"]],
             float(data["intercept"]),
             float(data["threshold"]),
+            float(data.get("threshold_cross", -1.0)),
             data.get("note", ""),
+            float(data.get("partial_cut", 1.1)),
+            float(data.get("partial_cut_cross", 1.1)),
         )

@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from pydantic import ConfigDict
 from rag.articles import unpack_text
 from rag.crosslingual import Concept, Lexicon, NameMatcher, QueryConcept, get_lexicon, translate_question
 from rag.embed import Embedder, model_fingerprint
-from rag.lexical import BM25, analyze, bm25_terms, query_words
+from rag.lexical import BM25, QUESTION_WORDS_AR, analyze, bm25_terms, normalize_arabic, query_words
 from rag.query_encoder import QueryEncoder, UnsupportedModel
 from rag.settings import Settings
 from rag.store import (
@@ -33,6 +33,7 @@ from rag.store import (
     read_faiss,
     read_meta,
 )
+from rag.timeq import DateRange
 from rag.vectors import decode_spans, set_search_params
 
 
@@ -51,6 +52,8 @@ class Hit:
     lexical: float  # the article's BM25 score divided by the best article's (0..1)
     score: float  # fused score used for ranking
     margin: float = 0.0  # best cosine minus the mean of the 20 best: how much the top stands out
+    lexical_lead: float = 0.0  # 1 minus the mean of the five best articles' BM25 (the best is 1): how it stands out
+    copies: list[str] = field(default_factory=list)  # articles holding a copy of this chunk (syndicated stories)
 
 
 def latin_share(text: str) -> float:
@@ -129,7 +132,7 @@ class SearchIndex:
                 f"the vector file of the index at {self.index_dir} does not match its database: "
                 "run `rag index` to repair it"
             )
-        docs = conn.execute("SELECT doc_id, title, source FROM documents ORDER BY doc_id").fetchall()
+        docs = conn.execute("SELECT doc_id, title, source, url, date FROM documents ORDER BY doc_id").fetchall()
         self.conn = conn
         self.meta = meta
         self.vectors = vectors
@@ -157,6 +160,9 @@ class SearchIndex:
         self._texts: OrderedDict[str, str] = OrderedDict()  # article texts of this generation, most recent last
         self.titles = {d[0]: d[1] for d in docs}
         self.sources = {d[0]: d[2] for d in docs}
+        self.urls = {d[0]: d[3] or "" for d in docs}
+        self.dates = {d[0]: d[4] or "" for d in docs}
+        self.date_range = DateRange.of([d[4] for d in docs])
         self.generation = meta.get("generation", "")
         self._concept_cache = OrderedDict()
         self._article_terms = OrderedDict()
@@ -274,7 +280,8 @@ class SearchIndex:
                     max_translations=self.settings.max_translations,
                 )
             else:
-                raw = [Concept(w, "number" if w[0].isdigit() else "word", [w]) for w in query_words(question)]
+                words = [w for w in query_words(question) if normalize_arabic(w) not in QUESTION_WORDS_AR]
+                raw = [Concept(w, "number" if w[0].isdigit() else "word", [w]) for w in words]
             concepts = [self._query_concept(c) for c in raw]
             self._concept_cache[question] = concepts
             while len(self._concept_cache) > 256:
@@ -347,12 +354,13 @@ class SearchIndex:
             return self.conn.execute("SELECT content_hash, source FROM documents ORDER BY source").fetchall()
 
     def documents(self) -> list[dict]:
-        """Title, source, chunk count and date added of every indexed article."""
+        """Title, source, article date, chunk count and date added of every indexed article."""
         with self.lock:
             rows = self.conn.execute(
-                "SELECT doc_id, title, source, n_chunks, added_at FROM documents ORDER BY added_at, source"
+                "SELECT doc_id, title, source, date, n_chunks, added_at FROM documents ORDER BY added_at, source"
             ).fetchall()
-        return [dict(zip(("doc_id", "title", "source", "chunks", "added_at"), r, strict=True)) for r in rows]
+        keys = ("doc_id", "title", "source", "date", "chunks", "added_at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def span_vectors(self, chunk_id: int) -> np.ndarray:
         h = self.chunk_hash[self.row_of[chunk_id]]
@@ -394,13 +402,71 @@ class SearchIndex:
                         if cid not in dense:
                             dense[cid] = float(self.vectors.reconstruct(cid) @ qvec)
             fused = {c: s + weight * float(lexical[self.chunk_doc_row[self.row_of[c]]]) for c, s in dense.items()}
-            top = sorted(dense.values(), reverse=True)[:20]
-            margin = top[0] - float(np.mean(top))
-            best = sorted(fused, key=lambda c: -fused[c])[:k]
-            return [
-                self._hit(cid, dense[cid], float(lexical[self.chunk_doc_row[self.row_of[cid]]]), fused[cid], margin)
-                for cid in best
-            ]
+            margin = self._distinct_margin(dense)
+            lexical_lead = self._distinct_lexical_lead(lexical) if weight > 0 else 0.0
+            hits = []
+            for cid, copies in self._distinct_chunks(sorted(fused, key=lambda c: -fused[c]), k):
+                lex = float(lexical[self.chunk_doc_row[self.row_of[cid]]])
+                hit = self._hit(cid, dense[cid], lex, fused[cid], margin)
+                hit.lexical_lead, hit.copies = lexical_lead, copies
+                hits.append(hit)
+            return hits
+
+    def _distinct_margin(self, dense: dict[int, float], n: int = 20, same: float = 0.97) -> float:
+        """The best cosine minus the mean of the `n` best, counting near-identical chunks once: syndicated copies of
+        one story (a wire text in two outlets, a copy with a line added) would otherwise fill the top and erase the
+        lead of a chunk that truly stands out."""
+        kept: list[np.ndarray] = []
+        scores: list[float] = []
+        for cid in sorted(dense, key=lambda c: -dense[c])[: 4 * n]:
+            vec = self.vectors.reconstruct(cid)
+            if any(float(vec @ k) >= same for k in kept):
+                continue
+            kept.append(vec)
+            scores.append(dense[cid])
+            if len(scores) == n:
+                break
+        return scores[0] - float(np.mean(scores)) if scores else 0.0
+
+    def _distinct_chunks(self, ranked: list[int], k: int, same: float = 0.97) -> list[tuple[int, list[str]]]:
+        """The first `k` chunks of `ranked` that are not copies of a better one (the same text, or a vector at cosine
+        `same` or more: a syndicated copy of the story), each with the articles whose copies it stands for."""
+        kept: list[tuple[int, np.ndarray, list[str]]] = []
+        for cid in ranked:
+            vec = self.vectors.reconstruct(cid)
+            doc = self.chunk_doc[self.row_of[cid]]
+            for kid, kvec, copies in kept:
+                if float(vec @ kvec) >= same:
+                    if doc != self.chunk_doc[self.row_of[kid]] and doc not in copies:
+                        copies.append(doc)
+                    break
+            else:
+                if len(kept) == k:
+                    break
+                kept.append((cid, vec, []))
+        return [(cid, copies) for cid, _, copies in kept]
+
+    def _story_vector(self, doc_row: int) -> np.ndarray:
+        """An article's mean chunk vector, unit length: near-identical for syndicated copies of one story."""
+        vec = np.mean([self.vectors.reconstruct(c) for c in self.doc_chunk_ids[doc_row]], axis=0)
+        return vec / (np.linalg.norm(vec) or 1.0)
+
+    def _distinct_lexical_lead(self, lexical: np.ndarray, n: int = 5, same: float = 0.97) -> float:
+        """1 minus the mean BM25 (best = 1) of the `n` best articles, copies of one story counted once and missing
+        places counted as 0: how far the best article stands out lexically."""
+        kept: list[np.ndarray] = []
+        scores: list[float] = []
+        for d in np.argsort(-lexical)[: 4 * n]:
+            if lexical[d] <= 0:
+                break
+            vec = self._story_vector(int(d))
+            if any(float(vec @ k) >= same for k in kept):
+                continue
+            kept.append(vec)
+            scores.append(float(lexical[d]))
+            if len(scores) == n:
+                break
+        return 1.0 - sum(scores) / n if scores else 0.0
 
     def _hit(self, cid: int, dense: float, lexical: float, score: float, margin: float) -> Hit:
         row = self.row_of[cid]
@@ -438,5 +504,7 @@ def hit_document(h: Hit) -> Document:
             "lexical": h.lexical,
             "score": h.score,
             "margin": h.margin,
+            "lexical_lead": h.lexical_lead,
+            "copies": h.copies,
         },
     )

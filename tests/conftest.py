@@ -23,6 +23,9 @@ ANSWER_KEYS = {
     "composer",
     "dropped",
     "notice",
+    "missing",
+    "partial",
+    "related",
 }
 ALBANIA_REASON = "قطع العلاقات الدبلوماسية مع طهران بسبب الهجمات الإلكترونية الإيرانية"
 

@@ -72,7 +72,10 @@ def test_cli_ask_json(seed_index):
     data = json.loads(out.stdout)
     assert set(data) == ANSWER_KEYS and data["composer"] == "extractive"
     assert data["found"] is True and 0 < data["confidence"] <= 1
-    assert set(data["citations"][0]) == {"n", "doc_id", "title", "source", "quote", "start", "end", "passage", "score"}
+    assert set(data["citations"][0]) == {
+        *("n", "doc_id", "title", "source", "quote", "start", "end", "passage", "score"),
+        *("date", "url", "also_in"),
+    }
 
 
 def test_cli_human_output_lists_citations(seed_index):

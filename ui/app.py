@@ -113,7 +113,16 @@ class ChatService:
         return answer_in_context(invoke, question, read_history(history), max_chars=max_chars, condense=condense)
 
     def documents(self) -> list[list]:
-        return [[d["title"], d["source"], d["chunks"], d["added_at"]] for d in self.index.documents()]
+        return [
+            [d["title"], d["source"], (d["date"] or "")[:10], d["chunks"], d["added_at"]]
+            for d in self.index.documents()
+        ]
+
+    def time_range(self) -> str:
+        """The corpus's dated span for the page header: "Articles from 21 July 2015 to 11 August 2015 (3 undated)"."""
+        r = self.index.date_range
+        undated = f" ({r.undated} undated)" if r.undated else ""
+        return f"Articles {r.describe()}{undated}." if r.first else "The articles carry no dates."
 
     def add_files(self, files: list[tuple[str, bytes]], replace: bool) -> str:
         """Add an upload to the corpus, all or nothing: every file is checked, the articles are embedded from memory,
@@ -202,7 +211,17 @@ class ChatService:
 def sources_html(answer: Answer) -> str:
     """The citations of one answer: title, file, and the passage with the quote highlighted."""
     if not answer.found:
-        return '<div class="no-sources" dir="auto">No sources: the indexed articles do not cover this question.</div>'
+        why = f"<br>{html.escape(answer.missing)}" if answer.missing else ""
+        related = "".join(
+            f'<li dir="auto">{html.escape(r["title"])} <span class="src-file">'
+            f"({html.escape(r['date'][:10] or 'date unknown')} · {html.escape(r['source'])})</span></li>"
+            for r in answer.related
+        )
+        reading = f'<div class="related">Related reading (not an answer):<ul>{related}</ul></div>' if related else ""
+        return (
+            '<div class="no-sources" dir="auto">No sources: the indexed articles do not cover this question.'
+            f"{why}</div>{reading}"
+        )
     blocks = []
     for c in answer.citations:
         at = c.passage.find(c.quote)
@@ -210,11 +229,17 @@ def sources_html(answer: Answer) -> str:
         blocks.append(
             f'<details class="source" open><summary><span class="src-title" dir="auto">[{c.n}] '
             f"{html.escape(c.title)}</span></summary>"
-            f'<div class="src-file">{html.escape(c.source)} · characters {c.start}–{c.end} · score {c.score:.2f}</div>'
+            f'<div class="src-file">{html.escape(c.date[:10] or "date unknown")} · {html.escape(c.source)} · '
+            f"characters {c.start}–{c.end} · score {c.score:.2f}{also_in(c)}</div>"
             f'<div class="passage" dir="auto">{html.escape(before)}<mark>{html.escape(c.quote)}</mark>'
             f"{html.escape(after)}</div></details>"
         )
     return "\n".join(blocks)
+
+
+def also_in(c) -> str:
+    """· also in N other articles (syndicated copies of the same sentence), escaped."""
+    return f" · also in {len(c.also_in)} other article(s)" if c.also_in else ""
 
 
 def as_text(text: str) -> str:
@@ -326,6 +351,7 @@ def create_app(service: ChatService) -> gr.Blocks:
 
     with gr.Blocks(title="Arabic news QA", analytics_enabled=False) as app:
         gr.Markdown("## Ask the Arabic news articles\nQuestions in English or Arabic; answers quote their sources.")
+        gr.Markdown(service.time_range, elem_id="time-range")
         if (warning := lexicon_status(service.settings.lexicon)) is not None:
             gr.HTML(f'<div class="status-warning" id="lexicon-warning">Note: {html.escape(warning)}</div>')
         with gr.Tab("Chat"):
@@ -365,7 +391,7 @@ def create_app(service: ChatService) -> gr.Blocks:
         with gr.Tab("Corpus"):
             table = gr.Dataframe(
                 value=service.documents,
-                headers=["title", "file", "chunks", "added"],
+                headers=["title", "file", "date", "chunks", "added"],
                 interactive=False,
                 elem_id="corpus",
                 label="Indexed articles",

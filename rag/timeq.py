@@ -1,0 +1,125 @@
+"""Times named in a question (a day, a month, a year; English or Arabic) and the corpus's date range."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+
+MONTHS_EN = {
+    name.lower(): i for i in range(1, 13) for name in (calendar.month_name[i], calendar.month_abbr[i]) if name
+} | {"sept": 9}
+# Both Arabic month-naming systems: the transliterated (يوليو) and the Syriac (تموز), with common spellings.
+MONTHS_AR = {
+    "يناير": 1, "كانون الثاني": 1, "فبراير": 2, "شباط": 2, "مارس": 3, "آذار": 3, "اذار": 3, "أبريل": 4, "ابريل": 4,
+    "إبريل": 4, "نيسان": 4, "مايو": 5, "أيار": 5, "ايار": 5, "يونيو": 6, "يونيه": 6, "حزيران": 6, "يوليو": 7,
+    "يوليه": 7, "تموز": 7, "أغسطس": 8, "اغسطس": 8, "آب": 8, "سبتمبر": 9, "أيلول": 9, "ايلول": 9, "أكتوبر": 10,
+    "اكتوبر": 10, "تشرين الأول": 10, "تشرين الاول": 10, "نوفمبر": 11, "تشرين الثاني": 11, "ديسمبر": 12,
+    "كانون الأول": 12, "كانون الاول": 12,
+}  # fmt: skip
+MONTHS = MONTHS_EN | MONTHS_AR
+_MONTH = "|".join(sorted((re.escape(m) for m in MONTHS), key=len, reverse=True))
+_PRE = r"(?<![\w])(?:[وبلف]?)"  # Arabic clitics before a month name: وفي, بديسمبر, لشهر
+_YEAR = r"((?:19|20)\d\d)"
+_OF_YEAR = r"من\s+(?:عام|العام|سنة)?\s*"  # "ديسمبر من عام 2015"
+_PATTERNS = (
+    ("day", re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")),
+    ("day", re.compile(rf"\b(\d{{1,2}})\s+{_PRE}({_MONTH})\s*(?:/\s*\w+\s*)?,?\s*{_YEAR}", re.IGNORECASE)),
+    ("day", re.compile(rf"{_PRE}({_MONTH})\s+(\d{{1,2}})(?:st|nd|rd|th)?,?\s+{_YEAR}", re.IGNORECASE)),
+    ("month", re.compile(rf"{_PRE}({_MONTH})\s*(?:/\s*\w+\s*)?(?:of\s+|{_OF_YEAR})?,?\s*{_YEAR}", re.IGNORECASE)),
+    ("year", re.compile(rf"(?<!\d){_YEAR}(?!\d)")),
+)  # fmt: skip
+MONTH_NAMES_AR = ("", *("يناير فبراير مارس أبريل مايو يونيو يوليو أغسطس سبتمبر أكتوبر نوفمبر ديسمبر".split()))
+
+
+@dataclass(frozen=True)
+class Period:
+    """A stretch of days a question names, and how precisely it named it."""
+
+    start: date
+    end: date
+    precision: str  # "day" | "month" | "year"
+    text: str  # as written in the question
+
+    def label(self, arabic: bool = False) -> str:
+        """The period for a reader: "24 September 2015", "December 2015" or "2014" (Arabic month names if asked)."""
+        month = MONTH_NAMES_AR[self.start.month] if arabic else calendar.month_name[self.start.month]
+        if self.precision == "day":
+            return f"{self.start.day} {month} {self.start.year}"
+        if self.precision == "month":
+            return f"{month} {self.start.year}"
+        return str(self.start.year)
+
+
+def _month_of(name: str) -> int:
+    return MONTHS[name.lower()]
+
+
+def question_period(question: str) -> Period | None:
+    """The most precise time the question names, or None: "on 4 December 2015", "في ديسمبر 2015", "in 2014"."""
+    text = question.translate(_DIGITS)
+    for precision, pattern in _PATTERNS:
+        for m in pattern.finditer(text):
+            try:
+                if precision == "day" and m.group(1).isdigit() and len(m.group(1)) == 4:
+                    d = date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+                elif precision == "day" and m.group(1).isdigit():
+                    d = date(int(m.group(3)), _month_of(m.group(2)), int(m.group(1)))
+                elif precision == "day":
+                    d = date(int(m.group(3)), _month_of(m.group(1)), int(m.group(2)))
+                elif precision == "month":
+                    month, year = _month_of(m.group(1)), int(m.group(2))
+                    last = calendar.monthrange(year, month)[1]
+                    return Period(date(year, month, 1), date(year, month, last), "month", m.group(0).strip())
+                else:
+                    year = int(m.group(1))
+                    return Period(date(year, 1, 1), date(year, 12, 31), "year", m.group(0))
+            except (ValueError, KeyError):
+                continue
+            return Period(d, d, "day", m.group(0).strip())
+    return None
+
+
+def parse_date(value: str | None) -> date | None:
+    """The day of a stored article date ("2015-07-21", "2015-07-21 02:51:32", ISO with a time zone), or None."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value.strip()[:10])
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class DateRange:
+    """The first and last dated article of a corpus, and how many articles have no date."""
+
+    first: date | None
+    last: date | None
+    undated: int
+
+    @classmethod
+    def of(cls, values: list[str | None]) -> DateRange:
+        days = [d for d in map(parse_date, values) if d is not None]
+        return cls(min(days, default=None), max(days, default=None), len(values) - len(days))
+
+    def after(self, period: Period, slack_days: int = 1) -> bool:
+        """The period starts after the newest article (no report can hold it)."""
+        return self.last is not None and period.start > self.last + timedelta(days=slack_days)
+
+    def outside(self, period: Period) -> float:
+        """1.0 when the period misses the corpus's range entirely, else 0.0 (0.0 for an undated corpus)."""
+        if self.first is None or self.last is None:
+            return 0.0
+        return float(period.end < self.first or period.start > self.last)
+
+    def describe(self, arabic: bool = False) -> str:
+        """ "21 July 2015 to 11 August 2015" (or in Arabic), for a reader."""
+        if self.first is None or self.last is None:
+            return ""
+        first = Period(self.first, self.first, "day", "").label(arabic)
+        last = Period(self.last, self.last, "day", "").label(arabic)
+        return f"من {first} إلى {last}" if arabic else f"from {first} to {last}"
