@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.api import api_overhead
 from bench.baseline import NaiveRetriever
 from bench.calibrate import followup_figures, news_index, xquad_quarter, xquad_split_index
 from bench.data import (
@@ -712,6 +713,12 @@ def report(results: dict, quick: bool, seconds: float) -> str:
         pairs = ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items())
         lines.append(f"- {lang}: {pairs}")
     lines += leftout_report(results.get("leftout"))
+    if results.get("api"):
+        lines += _table(
+            "OpenAI-compatible API (news corpus, loopback HTTP)",
+            ["measure", "value", "target"],
+            [[k, v, "<= 10" if k.startswith("API overhead") else ""] for k, v in results["api"].items()],
+        )
     llm = results.get("llm") or {"skipped": "not run"}
     lines += ["", "## Optional LLM composer (RAG_LLM_URL)", ""]
     if "skipped" in llm:
@@ -819,6 +826,9 @@ def main(argv: list[str] | None = None) -> int:
     results["refusal"] = refusal(root, settings, embedder, titles, en, ar, args.quick)
     log("news: the dev set's test half")
     results["news"] = news(work, root, settings, embedder)
+    log("api: the OpenAI-compatible API against the ask service, news corpus")
+    questions = [q for i in news_dev(root) if i.half == "test" for q in i.questions[:1]][: 20 if args.quick else 60]
+    results["api"] = api_overhead(work / "news-index", work / "news-seeds", settings, embedder, questions)
     log("near-topic refusal: answers left out of the news corpus, XQuAD paragraphs left out")
     results["leftout"] = leftout_figures(root, settings, embedder, args.quick)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))  # kept if a later stage fails

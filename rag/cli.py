@@ -148,6 +148,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_mcp(args: argparse.Namespace, settings: Settings) -> int:
+    """MCP over stdio: the index is checked first, so a missing one is one line on stderr (status 2)."""
+    from rag import get_index
+    from rag.mcp_server import run_stdio
+
+    get_index(args.index)
+    run_stdio(args.index)
+    return 0
+
+
 def _llm_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--llm", metavar="URL", help="an OpenAI-compatible server that writes the answer (RAG_LLM_URL)")
     p.add_argument("--llm-model", metavar="NAME", help="its model name (RAG_LLM_MODEL)")
@@ -200,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _llm_options(p)
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("mcp", help="an MCP server on stdin/stdout (search, cited answers, article texts)")
+    p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
+    p.set_defaults(func=cmd_mcp)
     return parser
 
 

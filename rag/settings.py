@@ -46,6 +46,7 @@ class Settings:
     max_queued_uploads: int = 2  # RAG_MAX_QUEUED_UPLOADS: uploads waiting while one is indexed; more are refused
     max_seed_files: int = 10_000  # RAG_MAX_SEED_FILES: more new files in seeds/ need `rag index --yes`
     auth: str = ""  # RAG_AUTH: user:password; required (or --read-only) to serve beyond 127.0.0.1
+    api_key: str = ""  # RAG_API_KEY: bearer key for /v1 and /mcp; off 127.0.0.1 they need it (or --read-only)
     llm_url: str = ""  # RAG_LLM_URL: an OpenAI-compatible base URL (Ollama: http://127.0.0.1:11434/v1); empty: no LLM
     llm_model: str = "qwen2.5:7b-instruct"  # RAG_LLM_MODEL: the model name the server knows
     llm_api_key: str = ""  # RAG_LLM_API_KEY: sent as the bearer token, where the server wants one

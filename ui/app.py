@@ -21,6 +21,7 @@ from rag.model import convert
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
 from rag.store import build_index
+from ui.openai_api import mount_api
 from ui.uploads import (
     CheckedUpload,
     Corpus,
@@ -472,6 +473,8 @@ def start_app(service: ChatService, host: str, port: int, auth: tuple[str, str] 
         footer_links=["api"],
         max_file_size=service.settings.max_upload_bytes * 5,
     )
+    # the OpenAI-compatible API and MCP, same process and port (ui/openai_api.py)
+    mount_api(app.server_app, service, host, port, service.settings.api_key, service.read_only, is_loopback(host))
     return app, f"http://{host}:{port}"
 
 
