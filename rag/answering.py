@@ -38,6 +38,7 @@ class Citation:
     passage: str  # the retrieved chunk the quote sits in, for context
     score: float
     date: str = ""  # the article's date as stored ("" when unknown)
+    outlet: str = ""  # the newspaper (a record's `source`), else the file's folder or name
     url: str = ""  # the article's link, where its record has one
     also_in: list[str] = field(default_factory=list)  # other articles (syndicated copies) holding the same quote
 
@@ -207,6 +208,7 @@ def stamp_citations(index: SearchIndex, citations: list[Citation]) -> None:
     """Give each citation its article's date and link."""
     for c in citations:
         c.date = index.dates.get(c.doc_id, "")
+        c.outlet = index.outlets.get(c.doc_id, c.source)
         c.url = index.urls.get(c.doc_id, "")
 
 

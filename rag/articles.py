@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag.dates import article_date, front_matter
+
 log = logging.getLogger(__name__)
 
 TEXT_SUFFIXES = (".txt", ".md")
@@ -33,7 +35,7 @@ KNOWN_FOOTERS = (
 
 MAX_LINE_CHARS = 2_000_000  # a .jsonl line longer than this is refused before parsing
 MAX_NESTING = 20  # an article record is flat; deeper JSON is refused before parsing
-_FIELDS = ("id", "title", "text", "url", "date")
+_FIELDS = ("id", "title", "text", "url", "date", "source")
 
 _B64_TOKEN = re.compile(r"^[A-Za-z0-9+/_-]{16,}={0,2}$")
 _URL_TOKEN = re.compile(r"^(https?://|www\.)\S+$", re.IGNORECASE)
@@ -49,7 +51,9 @@ class Article:
     source: str  # file path relative to the seeds folder
     content_hash: str
     url: str = ""
-    date: str = ""
+    date: str = ""  # YYYY-MM-DD (or the record's own date and time); "" when unknown
+    date_source: str = ""  # where the date came from: record, front-matter, file-name, dateline ("" when unknown)
+    outlet: str = ""  # the record's `source` (the newspaper), front matter's `outlet`, or the file's folder or name
 
 
 class SkippedInput(Exception):
@@ -131,17 +135,43 @@ def decode_text(data: bytes, name: str) -> str:
         raise SkippedInput(f"{name}: not UTF-8 text (byte {exc.start})") from exc
 
 
-def make_article(doc_id: str, title: str, body: str, source: str, url: str = "", date: str = "") -> Article:
+def make_article(
+    doc_id: str,
+    title: str,
+    body: str,
+    source: str,
+    url: str = "",
+    date: str = "",
+    outlet: str = "",
+    meta: dict | None = None,
+) -> Article:
+    """A cleaned article; its date is resolved from `date` (a record's), front matter `meta`, the file name and a
+    dateline in the text (`rag.dates.article_date`)."""
     text = clean_text(body)
     title = " ".join(title.split())
     if not text:
         raise SkippedInput(f"{source}: no article body after the title")
-    return Article(doc_id, title, text, source, content_hash(title, text, url, date), url, date)
+    day, where = article_date(date, meta or {}, source, text)
+    # what the article says, not what its file is called: the same article under two names hashes the same
+    named = where == "file-name"
+    digest = content_hash(title, text, url, "" if named else day, "" if named else where, outlet)
+    return Article(doc_id, title, text, source, digest, url, day, where, outlet or default_outlet(source))
+
+
+def default_outlet(source: str) -> str:
+    """An article's outlet when its record names none: its folder under seeds/, else its file name."""
+    parts = source.split("/")
+    return parts[-2] if len(parts) > 1 else parts[-1]
 
 
 def parse_text_file(data: bytes, source: str) -> Article:
-    title, body = split_title(decode_text(data, source))
-    return make_article(source, title, body, source)
+    """A .txt/.md article: optional YAML front matter (date, outlet, url, title), then the title line and the body."""
+    meta, text = front_matter(decode_text(data, source))
+    title, body = split_title(text)
+    title = str(meta["title"]) if isinstance(meta.get("title"), str) and meta["title"].strip() else title
+    url = meta.get("url") if isinstance(meta.get("url"), str) else ""
+    outlet = meta.get("outlet") if isinstance(meta.get("outlet"), str) else ""
+    return make_article(source, title, body, source, url, "", outlet, meta)
 
 
 def _nesting(line: str) -> int:
@@ -158,8 +188,8 @@ def _nesting(line: str) -> int:
     return deepest
 
 
-def read_record(line: str) -> tuple[str, str, str, str, str]:
-    """id, title, text, url and date of one .jsonl line; ValueError saying what is wrong with it."""
+def read_record(line: str) -> tuple[str, str, str, str, str, str]:
+    """id, title, text, url, date and source of one .jsonl line; ValueError saying what is wrong with it."""
     if len(line) > MAX_LINE_CHARS:
         raise ValueError(f"line of {len(line):,} characters is over the {MAX_LINE_CHARS:,} bound")
     if _nesting(line) > MAX_NESTING:
@@ -167,8 +197,9 @@ def read_record(line: str) -> tuple[str, str, str, str, str]:
     return record_fields(json.loads(line))
 
 
-def record_fields(rec: object) -> tuple[str, str, str, str, str]:
-    """id, title, text, url and date of one bulk record (a JSON line, a Parquet row); ValueError if it is not one."""
+def record_fields(rec: object) -> tuple[str, str, str, str, str, str]:
+    """id, title, text, url, date and source (the outlet) of one bulk record (a JSON line, a Parquet row);
+    ValueError if it is not one."""
     if not isinstance(rec, dict):
         raise ValueError("not a JSON object")
     for key in ("id", "text"):
@@ -222,7 +253,7 @@ def _bulk_articles(records: Iterator[tuple[int, Callable[[], tuple]]], source: s
     for lineno, read in records:
         where = f"{source}:{lineno}"
         try:
-            rid, title, body, url, date = read()
+            rid, title, body, url, date, outlet = read()
         except (ValueError, RecursionError) as exc:
             yield SkippedInput(f"{where}: not an article record ({exc})")
             continue
@@ -231,7 +262,7 @@ def _bulk_articles(records: Iterator[tuple[int, Callable[[], tuple]]], source: s
             continue
         first_line[rid] = lineno
         try:
-            yield make_article(f"{source}#{rid}", title, body, source, url, date)
+            yield make_article(f"{source}#{rid}", title, body, source, url, date, outlet)
         except SkippedInput as exc:
             yield SkippedInput(f"{where}: {exc}")
 

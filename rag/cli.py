@@ -84,7 +84,10 @@ def _print_answer(result) -> None:
     if result.composer == "llm" and result.dropped:
         print(f"({len(result.dropped)} sentence(s) of the LLM's answer dropped: no passage supported them)")
     for c in result.citations:
-        where = ", ".join(x for x in (c.date[:10] or "date unknown", c.source, f"characters {c.start}-{c.end}") if x)
+        outlet = c.outlet if c.outlet not in ("", c.source) else ""
+        where = ", ".join(
+            x for x in (c.date[:10] or "date unknown", outlet, c.source, f"characters {c.start}-{c.end}") if x
+        )
         also = (
             f"\n    (the same sentence in {len(c.also_in)} other article(s): {', '.join(c.also_in)})"
             if c.also_in

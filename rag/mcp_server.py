@@ -75,7 +75,7 @@ def build_server(
         query: str, k: int = 5, since: str | None = None, until: str | None = None, outlets: list[str] | None = None
     ) -> dict[str, Any]:
         """Ranked passages for a query (English or Arabic), each with its article, date, outlet and character
-        offsets into the article text. since/until (YYYY-MM-DD) and outlets (source files) narrow the search."""
+        offsets into the article text. since/until (YYYY-MM-DD) and outlets (newspapers or files) narrow the search."""
         if not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be a whole number from 1 to {MAX_K}")
         _check_date("since", since)
@@ -87,14 +87,17 @@ def build_server(
         passages = []
         for h in hits:
             date = index.dates.get(h.doc_id, "")
-            if (wanted and h.source not in wanted) or not _in_range(date, since, until):
+            if (wanted and not {h.source, index.outlets.get(h.doc_id, "")} & wanted) or not _in_range(
+                date, since, until
+            ):
                 continue
             passages.append(
                 {
                     "doc_id": h.doc_id,
                     "title": h.title,
                     "date": date,
-                    "outlet": h.source,
+                    "outlet": index.outlets.get(h.doc_id, h.source),
+                    "file": h.source,
                     "url": index.urls.get(h.doc_id, ""),
                     "start": h.start,
                     "end": h.end,
@@ -122,7 +125,8 @@ def build_server(
             "doc_id": doc_id,
             "title": index.titles.get(doc_id, ""),
             "date": index.dates.get(doc_id, ""),
-            "outlet": index.sources.get(doc_id, ""),
+            "outlet": index.outlets.get(doc_id, ""),
+            "file": index.sources.get(doc_id, ""),
             "url": index.urls.get(doc_id, ""),
             "text": text,
         }

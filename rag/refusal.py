@@ -159,6 +159,7 @@ def explain_refusal(index: SearchIndex, question: str, docs: list[Document]) -> 
                     "title": index.titles.get(doc, ""),
                     "date": index.dates.get(doc, ""),
                     "source": index.sources.get(doc, ""),
+                    "outlet": index.outlets.get(doc, ""),
                     "url": index.urls.get(doc, ""),
                 }
             )

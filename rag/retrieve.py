@@ -132,7 +132,11 @@ class SearchIndex:
                 f"the vector file of the index at {self.index_dir} does not match its database: "
                 "run `rag index` to repair it"
             )
-        docs = conn.execute("SELECT doc_id, title, source, url, date FROM documents ORDER BY doc_id").fetchall()
+        cols = {r[1] for r in conn.execute("PRAGMA table_info(documents)")}
+        outlet = "outlet" if "outlet" in cols else "''"  # an index from before outlets answers until rebuilt
+        docs = conn.execute(
+            f"SELECT doc_id, title, source, url, date, {outlet} FROM documents ORDER BY doc_id"
+        ).fetchall()
         self.conn = conn
         self.meta = meta
         self.vectors = vectors
@@ -162,6 +166,7 @@ class SearchIndex:
         self.sources = {d[0]: d[2] for d in docs}
         self.urls = {d[0]: d[3] or "" for d in docs}
         self.dates = {d[0]: d[4] or "" for d in docs}
+        self.outlets = {d[0]: d[5] or d[2] for d in docs}
         self.date_range = DateRange.of([d[4] for d in docs])
         self.generation = meta.get("generation", "")
         self._concept_cache = OrderedDict()
@@ -354,13 +359,13 @@ class SearchIndex:
             return self.conn.execute("SELECT content_hash, source FROM documents ORDER BY source").fetchall()
 
     def documents(self) -> list[dict]:
-        """Title, source, article date, chunk count and date added of every indexed article."""
+        """Title, source, article date, outlet, chunk count and date added of every indexed article."""
         with self.lock:
             rows = self.conn.execute(
                 "SELECT doc_id, title, source, date, n_chunks, added_at FROM documents ORDER BY added_at, source"
             ).fetchall()
         keys = ("doc_id", "title", "source", "date", "chunks", "added_at")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        return [{**dict(zip(keys, r, strict=True)), "outlet": self.outlets.get(r[0], r[2])} for r in rows]
 
     def span_vectors(self, chunk_id: int) -> np.ndarray:
         h = self.chunk_hash[self.row_of[chunk_id]]

@@ -50,7 +50,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS documents (
     doc_id TEXT PRIMARY KEY, title TEXT NOT NULL, source TEXT NOT NULL, url TEXT, date TEXT,
     text BLOB NOT NULL, content_hash TEXT NOT NULL, added_at TEXT NOT NULL, n_chunks INTEGER NOT NULL,
-    terms BLOB NOT NULL);
+    terms BLOB NOT NULL, date_source TEXT, outlet TEXT);
 CREATE TABLE IF NOT EXISTS sentences (
     doc_id TEXT NOT NULL, ord INTEGER NOT NULL, start INTEGER NOT NULL, end INTEGER NOT NULL,
     PRIMARY KEY (doc_id, ord)) WITHOUT ROWID;
@@ -60,6 +60,24 @@ CREATE TABLE IF NOT EXISTS chunks (
     embed_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
 """
+DOCUMENT_COLUMNS = (
+    *("doc_id", "title", "source", "url", "date", "date_source", "outlet"),
+    *("text", "content_hash", "added_at", "n_chunks", "terms"),
+)
+INSERT_DOCUMENT = (
+    f"INSERT INTO documents ({', '.join(DOCUMENT_COLUMNS)}) VALUES ({', '.join('?' * len(DOCUMENT_COLUMNS))})"
+)
+ADDED_COLUMNS = {"date_source": "TEXT", "outlet": "TEXT"}  # columns an index from before them gets on its next build
+
+
+def add_missing_columns(conn: sqlite3.Connection) -> None:
+    """Bring an older index's documents table up to this schema (the new columns start empty)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(documents)")}
+    for name, kind in ADDED_COLUMNS.items():
+        if name not in have:
+            conn.execute(f"ALTER TABLE documents ADD COLUMN {name} {kind}")
+
+
 SCHEMA_EMBEDDINGS = """CREATE TABLE IF NOT EXISTS embeddings (
     embed_hash TEXT PRIMARY KEY, vector BLOB NOT NULL, spans BLOB NOT NULL) WITHOUT ROWID"""
 SCHEMA += SCHEMA_EMBEDDINGS + ";\n"
@@ -323,6 +341,7 @@ def build_index(
     conn = connect(make_index_folder(index) / DB_NAME)
     try:
         conn.executescript(SCHEMA)
+        add_missing_columns(conn)
         meta = read_meta(conn)
         if meta.get("faiss_file"):
             check_database(conn, index)
@@ -586,13 +605,15 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
         for a in changed:
             sentences, planned = plans[a.doc_id]
             conn.execute(
-                "INSERT INTO documents VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                INSERT_DOCUMENT,
                 (
                     a.doc_id,
                     a.title,
                     a.source,
                     a.url,
                     a.date,
+                    a.date_source,
+                    a.outlet,
                     pack_text(a.text),
                     a.content_hash,
                     added_at.get(a.doc_id, now),

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
+DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 
 MONTHS_EN = {
     name.lower(): i for i in range(1, 13) for name in (calendar.month_name[i], calendar.month_abbr[i]) if name
@@ -60,7 +60,7 @@ def _month_of(name: str) -> int:
 
 def question_period(question: str) -> Period | None:
     """The most precise time the question names, or None: "on 4 December 2015", "في ديسمبر 2015", "in 2014"."""
-    text = question.translate(_DIGITS)
+    text = question.translate(DIGITS)
     for precision, pattern in _PATTERNS:
         for m in pattern.finditer(text):
             try:

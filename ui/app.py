@@ -230,7 +230,8 @@ def sources_html(answer: Answer) -> str:
         blocks.append(
             f'<details class="source" open><summary><span class="src-title" dir="auto">[{c.n}] '
             f"{html.escape(c.title)}</span></summary>"
-            f'<div class="src-file">{html.escape(c.date[:10] or "date unknown")} · {html.escape(c.source)} · '
+            f'<div class="src-file">{html.escape(c.date[:10] or "date unknown")} · '
+            f"{html.escape(c.outlet) + ' · ' if c.outlet not in ('', c.source) else ''}{html.escape(c.source)} · "
             f"characters {c.start}–{c.end} · score {c.score:.2f}{also_in(c)}</div>"
             f'<div class="passage" dir="auto">{html.escape(before)}<mark>{html.escape(c.quote)}</mark>'
             f"{html.escape(after)}</div></details>"
@@ -392,7 +393,7 @@ def create_app(service: ChatService) -> gr.Blocks:
         with gr.Tab("Corpus"):
             table = gr.Dataframe(
                 value=service.documents,
-                headers=["title", "file", "date", "chunks", "added"],
+                headers=["title", "file", "date", "outlet", "chunks", "added"],
                 interactive=False,
                 elem_id="corpus",
                 label="Indexed articles",

@@ -1,0 +1,100 @@
+"""Article dates and outlets: from a record, front matter, the file name or a dateline; stored, shown and cheap to
+change."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from rag import answer
+from rag.articles import read_articles
+from rag.dates import article_date, dateline, front_matter
+from rag.store import DB_NAME, add_missing_columns, build_index
+
+BODY = "أعلنت الوزارة اليوم خطة جديدة لتنظيم الحشود في المشاعر المقدسة خلال موسم الحج."
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("الأحساء 25 شوال 1436 هـ الموافق 10 أغسطس 2015 م واس\n" + BODY, "2015-08-10"),
+        ("مكة المكرمة 25 شوال 1436 هـ واس\n" + BODY, "2015-08-10"),
+        ("الرياض - ١٥ تموز ٢٠١٥\n" + BODY, "2015-07-15"),
+        (BODY, ""),
+        (BODY * 10 + " في 3 يوليو 2015", ""),  # a date far into the text is an event, not a dateline
+    ],
+)
+def test_dateline(text, expected):
+    assert dateline(text) == expected
+
+
+def test_front_matter_is_read_and_removed():
+    meta, rest = front_matter("---\ndate: 2015-07-21\noutlet: okaz\n---\nالعنوان\n" + BODY)
+    assert str(meta["date"]) == "2015-07-21" and meta["outlet"] == "okaz" and rest.startswith("العنوان")
+    assert front_matter("---\n: not yaml [\n---\nx")[0] == {}
+    assert front_matter("no front matter") == ({}, "no front matter")
+
+
+@pytest.mark.parametrize(
+    ("record", "meta", "name", "text", "expected"),
+    [
+        ("2015-07-24 12:55:12", {}, "a.jsonl", BODY, ("2015-07-24 12:55:12", "record")),
+        # the record's date is when it was collected: an earlier dateline wins
+        ("2015-08-12 09:00:00", {}, "a.jsonl", "10 أغسطس 2015 م\n" + BODY, ("2015-08-10", "dateline")),
+        ("2015-08-12", {"date": "2015-07-01"}, "a.jsonl", BODY, ("2015-07-01", "front-matter")),
+        ("", {}, "snn_00000_aawsat_2015-07-21.txt", BODY, ("2015-07-21", "file-name")),
+        ("", {}, "plain.txt", "10 أغسطس 2015\n" + BODY, ("2015-08-10", "dateline")),
+        ("", {}, "plain.txt", BODY, ("", "")),
+    ],
+)
+def test_article_date_and_where_it_came_from(record, meta, name, text, expected):
+    assert article_date(record, meta, name, text) == expected
+
+
+def test_txt_front_matter_and_jsonl_source_reach_the_article(tmp_path):
+    (tmp_path / "okaz").mkdir()
+    (tmp_path / "okaz" / "news_2015-08-02.txt").write_text("العنوان\n" + BODY, encoding="utf-8")
+    (tmp_path / "dated.md").write_text(
+        "---\ndate: 2015-07-30\noutlet: alriyadh\nurl: http://example.org/x\n---\nعنوان آخر\n" + BODY, encoding="utf-8"
+    )
+    rec = {"id": "1", "title": "t", "text": BODY, "date": "2015-08-03 10:00:00", "source": "aawsat"}
+    (tmp_path / "bulk.jsonl").write_text(json.dumps(rec, ensure_ascii=False) + "\n", encoding="utf-8")
+    articles = {a.doc_id: a for a in read_articles(tmp_path)[0]}
+    a = articles["okaz/news_2015-08-02.txt"]
+    assert (a.date, a.date_source, a.outlet) == ("2015-08-02", "file-name", "okaz")
+    b = articles["dated.md"]
+    assert (b.date, b.date_source, b.outlet, b.url, b.title) == (
+        "2015-07-30",
+        "front-matter",
+        "alriyadh",
+        "http://example.org/x",
+        "عنوان آخر",
+    )
+    assert not b.text.startswith("---")
+    c = articles["bulk.jsonl#1"]
+    assert (c.date, c.date_source, c.outlet) == ("2015-08-03 10:00:00", "record", "aawsat")
+
+
+def test_a_changed_date_rewrites_the_row_and_embeds_nothing(tmp_path, settings, embedder):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    path = seeds / "a.md"
+    path.write_text("---\ndate: 2015-07-30\n---\nعنوان\n" + BODY, encoding="utf-8")
+    index_dir = tmp_path / "index"
+    build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
+    path.write_text("---\ndate: 2015-08-01\n---\nعنوان\n" + BODY, encoding="utf-8")
+    stats = build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
+    assert stats.updated == 1 and stats.embedded == 0
+    a = answer("ما هي خطة الوزارة لتنظيم الحشود؟", index_dir=index_dir)
+    assert a.found and a.citations[0].date == "2015-08-01" and a.citations[0].outlet == "a.md"
+
+
+def test_an_index_from_before_outlets_gets_the_columns(tmp_path):
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute("CREATE TABLE documents (doc_id TEXT PRIMARY KEY, title TEXT, source TEXT, url TEXT, date TEXT)")
+    add_missing_columns(conn)
+    add_missing_columns(conn)  # twice is a no-op
+    cols = [r[1] for r in conn.execute("PRAGMA table_info(documents)")]
+    assert cols[-2:] == ["date_source", "outlet"]
