@@ -9,6 +9,7 @@ from rag.answering import Answer, Citation
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
 from rag.store import BuildStats, IndexMismatch, IndexMissing, build_index
+from rag.timeq import DocFilter
 
 __all__ = [
     "Answer",
@@ -40,7 +41,13 @@ def get_index(index_dir: str | Path | None = None) -> SearchIndex:
 
 
 def answer(
-    question: str, k: int | None = None, index_dir: str | Path | None = None, history: list[dict] | None = None
+    question: str,
+    k: int | None = None,
+    index_dir: str | Path | None = None,
+    history: list[dict] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    outlets: list[str] | None = None,
 ) -> Answer:
     """Answer `question` (English or Arabic) from the indexed articles, with numbered citations.
 
@@ -50,6 +57,9 @@ def answer(
         index_dir: index folder (default RAG_INDEX_DIR or index/).
         history: the conversation so far, oldest first, as [{"role": "user" | "assistant", "content": str}, ...];
             a follow-up question is then read in its context (the last six turns count).
+        since, until: only articles dated on or after / on or before these days (YYYY-MM-DD); undated ones are out.
+        outlets: only articles from these outlets (a record's `source`, a folder) or files. A filter that matches
+            no article refuses, and says so: it never falls back to the whole corpus.
 
     With RAG_LLM_URL set, a local OpenAI-compatible LLM writes the answer in the question's language and every
     sentence is verified against the passages it cites (`rag.llm`); follow-ups are rewritten by it first.
@@ -60,8 +70,8 @@ def answer(
         was not shown, if it was not).
 
     Raises:
-        ValueError: the question is empty or has no words, k is out of 1..100, or the history is not a list of
-            such messages.
+        ValueError: the question is empty or has no words, k is out of 1..100, the history is not a list of
+            such messages, or a date is not YYYY-MM-DD.
         IndexMissing: no index has been built (run `make index`).
     """
     from rag.answering import make_chain, prepare_question
@@ -73,17 +83,20 @@ def answer(
     if k is not None and not (isinstance(k, int) and 1 <= k <= MAX_K):
         raise ValueError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
     messages = read_history(history)
+    where = DocFilter.of(since, until, outlets)
     index = get_index(index_dir)
-    key = (index.index_dir, k, settings.llm_url, settings.llm_model)
+    key = (index.index_dir, k, settings.llm_url, settings.llm_model, where)
     with _lock:
-        if key not in _chains:  # built once per index; the index itself reloads on new builds
+        if key not in _chains:  # built once per index and filter; the index itself reloads on new builds
+            if len(_chains) >= 64:  # many distinct filters: forget the oldest chain
+                _chains.pop(next(iter(_chains)))
             composer = None
             if settings.llm_url:
                 from rag.llm import LLMComposer
 
                 composer = LLMComposer(index, settings)
             # with an LLM, the chain stops at a Draft: the reading is chosen first, and the LLM called once
-            _chains[key] = (make_chain(index, k, answerer=composer, compose=False), composer)
+            _chains[key] = (make_chain(index, k, answerer=composer, compose=False, where=where), composer)
     chain, composer = _chains[key]
     condense = (lambda q, h: composer.condense(q, h, max_chars)) if composer else None
     result = answer_in_context(chain.invoke, question, messages, max_chars=max_chars, condense=condense)

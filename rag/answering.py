@@ -18,6 +18,7 @@ from rag.lexical import analyze, strip_controls
 from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual, latin_share
 from rag.store import max_sentence_chars
+from rag.timeq import DocFilter
 
 NOT_FOUND_EN = "The indexed articles do not cover this question, so there is no answer to give."
 NOT_FOUND_AR = "لا تتناول المقالات المفهرسة هذا السؤال، لذلك لا توجد إجابة."
@@ -312,6 +313,7 @@ def make_chain(
     answerer: Callable | None = None,
     refusal: RefusalModel | None = None,
     compose: bool = True,
+    where: DocFilter | None = None,
 ) -> Runnable:
     """retrieve -> select_evidence -> decide -> compose, as a LangChain runnable.
 
@@ -325,7 +327,7 @@ def make_chain(
     returns a Draft under the index lock and composes after it is released (an LLM call must not hold the index);
     with `compose=False` the chain stops at the Draft, for a caller that streams the composition itself.
     """
-    retriever = HybridRetriever(index=index, k=k)
+    retriever = HybridRetriever(index=index, k=k, where=where)
     answer_with = answerer or default_answerer(index)
     model = refusal or RefusalModel.load(index.settings.refusal_model)
 
@@ -348,7 +350,7 @@ def make_chain(
         late = after_corpus(index, x["search"])
         threshold = model.threshold_for(is_cross_lingual(x["search"]))
         if not x["evidence"] or x["confidence"] < threshold or late:
-            missing, related = explain_refusal(index, x["search"], x["docs"])
+            missing, related = explain_refusal(index, x["search"], x["docs"], where)
             text = f"{not_found_text(asked)} {missing}".strip()
             result = Answer(asked, text, False, [], missing=missing, related=related)
         else:

@@ -30,8 +30,14 @@ def cmd_model(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def dates_line(r) -> str:
+    """The corpus's dated range for a reader: "21 July 2015 to 11 August 2015; 3 articles without a date"."""
+    span = r.describe()[len("from ") :] if r.first else "no dated articles"
+    return f"{span}; {r.undated} article(s) without a date" if r.undated else span
+
+
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.store import build_index
+    from rag.store import build_index, corpus_dates
 
     engine = None
     if args.ray:
@@ -48,7 +54,9 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
         yes=args.yes,
         engine=engine,
     )
-    print(f"index {args.index or settings.index_dir}: {stats.summary()}")
+    index_dir = args.index or settings.index_dir
+    print(f"index {index_dir}: {stats.summary()}")
+    print(f"dates: {dates_line(corpus_dates(index_dir))}")
     from rag.crosslingual import lexicon_status
 
     if (status := lexicon_status(settings.lexicon)) is not None:
@@ -69,9 +77,16 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
     _use_llm(args)
 
-    result = answer(args.question, k=args.k, index_dir=args.index)
+    result = answer(
+        args.question, k=args.k, index_dir=args.index, since=args.since, until=args.until, outlets=args.outlet
+    )
     if args.json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=None if args.compact else 2))
+        from rag import get_index
+
+        r = get_index(args.index).date_range
+        data = result.to_dict()
+        data["corpus_dates"] = {"first": str(r.first or ""), "last": str(r.last or ""), "undated": r.undated}
+        print(json.dumps(data, ensure_ascii=False, indent=None if args.compact else 2))
         return 0
     _print_answer(result)
     return 0
@@ -195,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", type=int, default=None, help="chunks to retrieve (default: RAG_TOP_K or 5)")
     p.add_argument("--index", help="index folder (default: RAG_INDEX_DIR or index/)")
     _llm_options(p)
+    p.add_argument("--since", metavar="YYYY-MM-DD", help="only articles dated on or after this day")
+    p.add_argument("--until", metavar="YYYY-MM-DD", help="only articles dated on or before this day")
+    p.add_argument("--outlet", action="append", metavar="NAME", help="only articles of this outlet (repeatable)")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("chat", help="a conversation in the terminal (follow-up questions read in context)")

@@ -13,7 +13,7 @@ from urllib.parse import quote, unquote
 from mcp.server.fastmcp import FastMCP
 from mcp.server.transport_security import TransportSecuritySettings
 
-from rag.timeq import parse_date
+from rag.timeq import DocFilter
 
 MAX_K = 50
 INSTRUCTIONS = (
@@ -25,18 +25,6 @@ INSTRUCTIONS = (
 def article_uri(doc_id: str) -> str:
     """The resource URI of an article (its id percent-encoded: ids may hold '#' and '/')."""
     return f"article://{quote(doc_id, safe='')}"
-
-
-def _in_range(value: str, since: str | None, until: str | None) -> bool:
-    day = parse_date(value)
-    if since and (day is None or day < parse_date(since)):
-        return False
-    return not (until and (day is None or day > parse_date(until)))
-
-
-def _check_date(name: str, value: str | None) -> None:
-    if value and parse_date(value) is None:
-        raise ValueError(f"{name} must be a date as YYYY-MM-DD, not {value!r}")
 
 
 def build_server(
@@ -78,35 +66,24 @@ def build_server(
         offsets into the article text. since/until (YYYY-MM-DD) and outlets (newspapers or files) narrow the search."""
         if not isinstance(k, int) or not 1 <= k <= MAX_K:
             raise ValueError(f"k must be a whole number from 1 to {MAX_K}")
-        _check_date("since", since)
-        _check_date("until", until)
+        where = DocFilter.of(since, until, outlets)
+        narrowed = where is not None
         index = index_of()
-        wanted = set(outlets or [])
-        narrowed = bool(since or until or wanted)
-        hits = index.search(query, MAX_K * 4 if narrowed else k)
-        passages = []
-        for h in hits:
-            date = index.dates.get(h.doc_id, "")
-            if (wanted and not {h.source, index.outlets.get(h.doc_id, "")} & wanted) or not _in_range(
-                date, since, until
-            ):
-                continue
-            passages.append(
-                {
-                    "doc_id": h.doc_id,
-                    "title": h.title,
-                    "date": date,
-                    "outlet": index.outlets.get(h.doc_id, h.source),
-                    "file": h.source,
-                    "url": index.urls.get(h.doc_id, ""),
-                    "start": h.start,
-                    "end": h.end,
-                    "text": h.text,
-                    "score": round(h.score, 4),
-                }
-            )
-            if len(passages) == k:
-                break
+        passages = [
+            {
+                "doc_id": h.doc_id,
+                "title": h.title,
+                "date": index.dates.get(h.doc_id, ""),
+                "outlet": index.outlets.get(h.doc_id, h.source),
+                "file": h.source,
+                "url": index.urls.get(h.doc_id, ""),
+                "start": h.start,
+                "end": h.end,
+                "text": h.text,
+                "score": round(h.score, 4),
+            }
+            for h in index.search(query, k, where)
+        ]
         note = "" if passages or not narrowed else "no article matches these filters"
         return {"query": query, "passages": passages, "note": note}
 

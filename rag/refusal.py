@@ -17,7 +17,7 @@ from langchain_core.documents import Document
 from rag.crosslingual import coverage
 from rag.lexical import analyze
 from rag.retrieve import SearchIndex, is_cross_lingual
-from rag.timeq import question_period
+from rag.timeq import DocFilter, question_period
 from rag.values import expected_value
 
 MODEL_VERSION = 2
@@ -144,7 +144,9 @@ def partial_note(index: SearchIndex, question: str, citations: list, cut: float)
     return f"Partial answer: the quoted passages {mention}do not mention {_join(lacking[:3], False)}."
 
 
-def explain_refusal(index: SearchIndex, question: str, docs: list[Document]) -> tuple[str, list[dict]]:
+def explain_refusal(
+    index: SearchIndex, question: str, docs: list[Document], where: DocFilter | None = None
+) -> tuple[str, list[dict]]:
     """One line on what the articles lack, in the question's language, and the three closest articles (title, date,
     source), offered as related reading, not as an answer."""
     arabic = not is_cross_lingual(question)
@@ -163,6 +165,10 @@ def explain_refusal(index: SearchIndex, question: str, docs: list[Document]) -> 
                     "url": index.urls.get(doc, ""),
                 }
             )
+    if where is not None and not docs:
+        if arabic:
+            return f"لا توجد مقالة تطابق التصفية ({where.describe(True)}).", related
+        return f"No article matches the filter ({where.describe()}).", related
     period = question_period(question)
     span = index.date_range.describe(arabic)
     if period and span and index.date_range.outside(period):

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import faiss
 import numpy as np
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
@@ -33,7 +34,7 @@ from rag.store import (
     read_faiss,
     read_meta,
 )
-from rag.timeq import DateRange
+from rag.timeq import DateRange, DocFilter, parse_date
 from rag.vectors import decode_spans, set_search_params
 
 
@@ -167,6 +168,7 @@ class SearchIndex:
         self.urls = {d[0]: d[3] or "" for d in docs}
         self.dates = {d[0]: d[4] or "" for d in docs}
         self.outlets = {d[0]: d[5] or d[2] for d in docs}
+        self.days = [parse_date(d[4]) for d in docs]  # by row, for date filters
         self.date_range = DateRange.of([d[4] for d in docs])
         self.generation = meta.get("generation", "")
         self._concept_cache = OrderedDict()
@@ -380,8 +382,8 @@ class SearchIndex:
                 (doc_id, first, last),
             ).fetchall()
 
-    def search(self, question: str, k: int | None = None) -> list[Hit]:
-        """Top-k chunks for the question.
+    def search(self, question: str, k: int | None = None, where: DocFilter | None = None) -> list[Hit]:
+        """Top-k chunks for the question, among the articles `where` admits (all when None; none may match).
 
         A chunk's score is its cosine with the question plus `lexical_weight` times its article's BM25 score
         (divided by the best article's, so it lies in 0..1). An English question is searched in BM25 by its
@@ -394,11 +396,21 @@ class SearchIndex:
             n = len(self.chunk_ids)
             if n == 0:
                 return []
+            admitted = self.admitted(where) if where else None
+            if admitted is not None and not admitted.any():
+                return []
             qvec = self.query_vector(question).astype(np.float32)
             depth = min(n, max(self.settings.candidates, k))
-            dense_scores, dense_ids = self.vectors.search(qvec[None, :], depth)
+            params = None
+            if admitted is not None:  # FAISS searches only the admitted articles' chunks
+                ids = np.concatenate([self.doc_chunk_ids[d] for d in np.flatnonzero(admitted)]).astype(np.int64)
+                params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
+            dense_scores, dense_ids = self.vectors.search(qvec[None, :], depth, params=params)
             dense = {int(c): float(s) for c, s in zip(dense_ids[0], dense_scores[0], strict=True) if c >= 0}
             lexical, weight = self.lexical_scores(question)
+            if admitted is not None and weight > 0:
+                lexical = lexical * admitted
+                lexical = lexical / lexical.max() if lexical.max() > 0 else lexical
             if weight > 0:
                 for d in np.argsort(-lexical)[: self.settings.candidates]:
                     if lexical[d] <= 0:
@@ -432,6 +444,17 @@ class SearchIndex:
             if len(scores) == n:
                 break
         return scores[0] - float(np.mean(scores)) if scores else 0.0
+
+    def admitted(self, where: DocFilter) -> np.ndarray:
+        """Which articles (by row) a filter admits, as a boolean array."""
+        with self.lock:
+            return np.array(
+                [
+                    where.admits(day, self.outlets.get(d, ""), self.sources.get(d, ""))
+                    for d, day in zip(self.doc_ids, self.days, strict=True)
+                ],
+                dtype=bool,
+            )
 
     def _distinct_chunks(self, ranked: list[int], k: int, same: float = 0.97) -> list[tuple[int, list[str]]]:
         """The first `k` chunks of `ranked` that are not copies of a better one (the same text, or a vector at cosine
@@ -489,9 +512,10 @@ class HybridRetriever(BaseRetriever):
     model_config = ConfigDict(arbitrary_types_allowed=True)
     index: SearchIndex
     k: int | None = None
+    where: DocFilter | None = None  # the articles a user narrowed the search to (dates, outlets)
 
     def _get_relevant_documents(self, query: str, *, run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
-        return [hit_document(h) for h in self.index.search(query, self.k)]
+        return [hit_document(h) for h in self.index.search(query, self.k, self.where)]
 
 
 def hit_document(h: Hit) -> Document:

@@ -27,6 +27,7 @@ from rag.chunking import chunk_sentences, split_sentences
 from rag.embed import Embedder, batched_by_length, model_fingerprint
 from rag.lexical import bm25_terms
 from rag.settings import Settings
+from rag.timeq import DateRange
 from rag.vectors import (
     VECTOR_ENCODING,
     build_faiss,
@@ -68,6 +69,15 @@ INSERT_DOCUMENT = (
     f"INSERT INTO documents ({', '.join(DOCUMENT_COLUMNS)}) VALUES ({', '.join('?' * len(DOCUMENT_COLUMNS))})"
 )
 ADDED_COLUMNS = {"date_source": "TEXT", "outlet": "TEXT"}  # columns an index from before them gets on its next build
+
+
+def corpus_dates(index_dir: str | Path) -> DateRange:
+    """The first and last dated article of the index at `index_dir`, and how many have no date."""
+    conn = connect_readonly(Path(index_dir) / DB_NAME)
+    try:
+        return DateRange.of([d for (d,) in conn.execute("SELECT date FROM documents")])
+    finally:
+        conn.close()
 
 
 def add_missing_columns(conn: sqlite3.Connection) -> None:

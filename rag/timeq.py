@@ -123,3 +123,55 @@ class DateRange:
         first = Period(self.first, self.first, "day", "").label(arabic)
         last = Period(self.last, self.last, "day", "").label(arabic)
         return f"من {first} إلى {last}" if arabic else f"from {first} to {last}"
+
+
+@dataclass(frozen=True)
+class DocFilter:
+    """What a user narrowed the search to: articles dated since/until (inclusive), from these outlets (or files)."""
+
+    since: date | None = None
+    until: date | None = None
+    outlets: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, since: str | date | None = None, until: str | date | None = None, outlets=None) -> DocFilter | None:
+        """A filter from user input (YYYY-MM-DD dates, outlet names); None when nothing narrows the search.
+
+        Raises:
+            ValueError: one line, for a date that is not YYYY-MM-DD or a range that ends before it starts.
+        """
+
+        def day(name: str, value: str | date | None) -> date | None:
+            if value is None or isinstance(value, date):
+                return value
+            if not str(value).strip():
+                return None
+            parsed = parse_date(str(value).strip())
+            if parsed is None or len(str(value).strip()) != 10:
+                raise ValueError(f"{name} must be a date as YYYY-MM-DD, not {value!r}")
+            return parsed
+
+        start, end = day("since", since), day("until", until)
+        if start and end and end < start:
+            raise ValueError(f"until ({end}) is before since ({start}): swap them")
+        names = frozenset(o.strip() for o in (outlets or []) if isinstance(o, str) and o.strip())
+        return cls(start, end, names) if (start or end or names) else None
+
+    def admits(self, day: date | None, outlet: str, source: str) -> bool:
+        """Whether an article of this date, outlet and file passes (an undated one fails any date bound)."""
+        if self.outlets and outlet not in self.outlets and source not in self.outlets:
+            return False
+        if (self.since or self.until) and day is None:
+            return False
+        return not ((self.since and day < self.since) or (self.until and day > self.until))
+
+    def describe(self, arabic: bool = False) -> str:
+        """The filter in words: "since 2015-08-01, until 2015-08-05, from okaz"."""
+        parts = []
+        if self.since:
+            parts.append(f"{'منذ' if arabic else 'since'} {self.since.isoformat()}")
+        if self.until:
+            parts.append(f"{'حتى' if arabic else 'until'} {self.until.isoformat()}")
+        if self.outlets:
+            parts.append(f"{'من' if arabic else 'from'} {', '.join(sorted(self.outlets))}")
+        return "، ".join(parts) if arabic else ", ".join(parts)

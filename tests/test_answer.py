@@ -70,7 +70,8 @@ def test_cli_ask_json(seed_index):
     out = _rag("ask", "why did Albania cut ties?", "--json", "--index", str(seed_index))
     assert out.returncode == 0, out.stderr
     data = json.loads(out.stdout)
-    assert set(data) == ANSWER_KEYS and data["composer"] == "extractive"
+    assert set(data) == {*ANSWER_KEYS, "corpus_dates"} and data["composer"] == "extractive"
+    assert data["corpus_dates"] == {"first": "", "last": "", "undated": 1}  # the seed has no date
     assert data["found"] is True and 0 < data["confidence"] <= 1
     assert set(data["citations"][0]) == {
         *("n", "doc_id", "title", "source", "quote", "start", "end", "passage", "score"),

@@ -8,7 +8,7 @@ import shutil
 from datetime import date
 
 import pytest
-from conftest import ALBANIA_REASON, SEEDS
+from conftest import ALBANIA_REASON, ROOT, SEEDS
 
 from rag import answer, article_text
 from rag.store import build_index
@@ -152,3 +152,45 @@ def test_near_copies_of_the_story_do_not_hide_its_answer(tmp_path, settings, emb
     assert any(ALBANIA_REASON in c.quote for c in a.citations)
     quotes = [" ".join(c.quote.split()) for c in a.citations]
     assert len(quotes) == len(set(quotes))  # a copy's identical sentence is not cited twice
+
+
+def test_filters_narrow_the_search_and_never_fall_back(dated_index):
+    a = answer("ما الاتفاقية التي وافق عليها مجلس الوزراء مع ألمانيا؟", index_dir=dated_index, until="2015-07-31")
+    assert a.found and {c.doc_id for c in a.citations} == {"news.jsonl#a1"}
+    a = answer("ما الذي قررته أوبك بشأن سقف الإنتاج؟", index_dir=dated_index, since="2015-08-12")
+    assert not a.found and a.citations == [] and "لا توجد مقالة تطابق التصفية" in a.missing
+    a = answer("What did OPEC decide about its production ceiling?", index_dir=dated_index, outlets=["okaz"])
+    assert not a.found and a.missing == "No article matches the filter (from okaz)."
+    a = answer("ما الذي قررته أوبك بشأن سقف الإنتاج؟", index_dir=dated_index, outlets=["news.jsonl"])
+    assert a.found and a.citations[0].doc_id == "news.jsonl#a2"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"since": "2015-13-01"}, "since must be a date as YYYY-MM-DD"),
+        ({"until": "yesterday"}, "until must be a date as YYYY-MM-DD"),
+        ({"since": "2015-08-05", "until": "2015-08-01"}, "is before since"),
+    ],
+)
+def test_bad_filters_are_one_line(dated_index, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        answer("ما الذي قررته أوبك؟", index_dir=dated_index, **kwargs)
+
+
+def test_cli_filters_and_corpus_dates(dated_index):
+    import subprocess
+    import sys
+
+    def rag(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "rag.cli", *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+        )
+
+    out = rag("ask", "ما الذي قررته أوبك بشأن سقف الإنتاج؟", "--index", str(dated_index), "--since", "2015-08-01")
+    assert out.returncode == 0 and "[1]" in out.stdout and "2015-08-11" in out.stdout, out.stderr
+    out = rag("ask", "ما الذي قررته أوبك؟", "--index", str(dated_index), "--since", "2015-08-32")
+    assert out.returncode == 2 and out.stderr.count("\n") == 1 and "YYYY-MM-DD" in out.stderr
+    out = rag("ask", "ما الذي قررته أوبك؟", "--index", str(dated_index), "--json", "--outlet", "okaz")
+    data = json.loads(out.stdout)
+    assert not data["found"] and data["corpus_dates"] == {"first": "2015-07-21", "last": "2015-08-11", "undated": 0}

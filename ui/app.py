@@ -21,6 +21,7 @@ from rag.model import convert
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
 from rag.store import build_index
+from rag.timeq import DocFilter
 from ui.openai_api import mount_api
 from ui.uploads import (
     CheckedUpload,
@@ -94,14 +95,22 @@ class ChatService:
         # one upload indexes while at most `max_queued_uploads` wait; more are refused at once
         self._slots = threading.BoundedSemaphore(1 + max(0, settings.max_queued_uploads))
 
-    def ask(self, question: str, history: list[dict] | None = None) -> Answer:
-        """Answer a question, reading it in the context of `history` (the messages format, oldest first)."""
-        result = self.prepare(question, history)
+    def ask(self, question: str, history: list[dict] | None = None, where: DocFilter | None = None) -> Answer:
+        """Answer a question, reading it in the context of `history` (the messages format, oldest first), among the
+        articles `where` admits (all when None)."""
+        result = self.prepare(question, history, where)
         return result if isinstance(result, Answer) else self.composer.compose(result)
 
-    def prepare(self, question: str, history: list[dict] | None = None):
+    def prepare(self, question: str, history: list[dict] | None = None, where: DocFilter | None = None):
         """Like `ask`, but with an LLM configured an answerable question comes back as a Draft for `stream`."""
-        return self._in_context(self.drafts.invoke, question, history)
+        chain = (
+            self.drafts if where is None else make_chain(self.index, answerer=self.composer, compose=False, where=where)
+        )
+        return self._in_context(chain.invoke, question, history)
+
+    def outlets(self) -> list[str]:
+        """The corpus's outlets, for the chat's filter."""
+        return sorted(set(self.index.outlets.values()))
 
     def stream(self, draft) -> Iterator[str | Answer]:
         """The LLM's reply as it grows, then the verified Answer (see `rag.llm.LLMComposer.stream`)."""
@@ -290,7 +299,7 @@ def _stream(text: str, step: int = 6) -> Iterator[str]:
 
 
 def create_app(service: ChatService) -> gr.Blocks:
-    def respond(question: str, history: list[dict]):
+    def respond(question: str, history: list[dict], since: str = "", until: str = "", outlets=None):
         question = (question or "").strip()
         history = list(history or [])
         context = chat_history(history)
@@ -301,7 +310,7 @@ def create_app(service: ChatService) -> gr.Blocks:
         history += [{"role": "user", "content": as_text(question)}, {"role": "assistant", "content": "…"}]
         yield history, '<div class="no-sources">Searching the articles…</div>', ""
         try:
-            result = service.prepare(question, context)
+            result = service.prepare(question, context, DocFilter.of(since, until, outlets))
         except Exception as exc:  # a user-facing one-liner, never a traceback in the chat
             history[-1]["content"] = as_text(f"Error: {exc}")
             yield history, "", ""
@@ -321,11 +330,18 @@ def create_app(service: ChatService) -> gr.Blocks:
         history[-1]["content"] = as_text(answer.text) + searched_note(answer)
         yield history, sources_html(answer), ""
 
-    def ask_api(question: str, history: list[dict] | None = None) -> dict:
+    def ask_api(
+        question: str,
+        history: list[dict] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        outlets: list[str] | None = None,
+    ) -> dict:
         """Answer a question, optionally after a conversation (a list of {"role": "user" | "assistant",
-        "content": str}, oldest first); returns the same JSON as `rag ask --json`, with `searched_question`."""
+        "content": str}, oldest first) and among articles dated since/until (YYYY-MM-DD) or of some outlets;
+        returns the same JSON as `rag ask --json`, with `searched_question`."""
         try:
-            return service.ask(question, history).to_dict()
+            return service.ask(question, history, DocFilter.of(since, until, outlets)).to_dict()
         except ValueError as exc:
             raise gr.Error(str(exc)) from exc
 
@@ -379,16 +395,24 @@ def create_app(service: ChatService) -> gr.Blocks:
                         send = gr.Button("Ask", variant="primary", elem_id="ask", scale=1)
                     with gr.Row(elem_id="examples"):
                         example_buttons = [gr.Button(q, size="sm") for q in EXAMPLES]
+                    with gr.Accordion("Narrow the search: dates and outlets", open=False, elem_id="filters"):
+                        with gr.Row():
+                            since = gr.Textbox(label="since (YYYY-MM-DD)", max_lines=1, elem_id="since")
+                            until = gr.Textbox(label="until (YYYY-MM-DD)", max_lines=1, elem_id="until")
+                        outlets = gr.Dropdown(
+                            choices=service.outlets(), multiselect=True, label="outlets", elem_id="outlets"
+                        )
                 with gr.Column(scale=2):
                     gr.Markdown("### Sources")
                     sources = gr.HTML(
                         '<div class="no-sources">Sources of the latest answer appear here.</div>', elem_id="sources"
                     )
+            inputs = [box, chat, since, until, outlets]
             for trigger in (box.submit, send.click):
-                trigger(respond, [box, chat], [chat, sources, box], api_visibility="private")
+                trigger(respond, inputs, [chat, sources, box], api_visibility="private")
             for b, q in zip(example_buttons, EXAMPLES, strict=True):
                 b.click(lambda q=q: q, None, box, api_visibility="private").then(
-                    respond, [box, chat], [chat, sources, box], api_visibility="private"
+                    respond, inputs, [chat, sources, box], api_visibility="private"
                 )
         with gr.Tab("Corpus"):
             table = gr.Dataframe(
