@@ -35,6 +35,7 @@ from bench.data import (
     write_bulk,
     xquad,
 )
+from bench.dates import date_figures
 from bench.leftout import leftout_figures
 from rag.answering import Answer, make_chain, score_sentences
 from rag.conversation import answer_in_context, read_history
@@ -713,6 +714,12 @@ def report(results: dict, quick: bool, seconds: float) -> str:
         pairs = ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items())
         lines.append(f"- {lang}: {pairs}")
     lines += leftout_report(results.get("leftout"))
+    if results.get("dates"):
+        lines += _table(
+            "Article dates (saudinewsnet-20k given as .txt files)",
+            ["measure", "value", "target"],
+            [[k, v, {0: "", 1: "1.00", 2: ">= 0.90"}.get(i, "")] for i, (k, v) in enumerate(results["dates"].items())],
+        )
     if results.get("api"):
         lines += _table(
             "OpenAI-compatible API (news corpus, loopback HTTP)",
@@ -829,6 +836,8 @@ def main(argv: list[str] | None = None) -> int:
     log("api: the OpenAI-compatible API against the ask service, news corpus")
     questions = [q for i in news_dev(root) if i.half == "test" for q in i.questions[:1]][: 20 if args.quick else 60]
     results["api"] = api_overhead(work / "news-index", work / "news-seeds", settings, embedder, questions)
+    log("dates: SaudiNewsNet articles as .txt, dated from the file name or a dateline alone")
+    results["dates"] = date_figures(root, 2000 if args.quick else None)
     log("near-topic refusal: answers left out of the news corpus, XQuAD paragraphs left out")
     results["leftout"] = leftout_figures(root, settings, embedder, args.quick)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))  # kept if a later stage fails
