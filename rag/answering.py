@@ -358,7 +358,8 @@ def make_chain(
             if isinstance(result, Answer):
                 stamp_citations(index, result.citations)
                 cut = model.partial_cut_for(is_cross_lingual(x["search"]))
-                result.partial = partial_note(index, x["search"], result.citations, cut)
+                # the quotes were chosen for the question itself (a follow-up's context only retrieved)
+                result.partial = partial_note(index, question, result.citations, cut)
                 if result.partial:
                     result.text = f"{result.partial}\n{result.text}"
         result.confidence = round(x["confidence"], 4)

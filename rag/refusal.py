@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +44,7 @@ FEATURES = (
     "lexical_lead",  # how far the best article's BM25 stands out from the next four (0 with no lexical match)
     "lexical_best",  # BM25 of the best chunk's article against the best article's (1 when they are the same)
 )
+_HOW = re.compile(r"\bhow (many|much|long|old|far|big|large|often)\b", re.IGNORECASE)
 WINDOW = 250  # characters either side of a quoted sentence that count as its neighbourhood
 
 
@@ -117,6 +119,8 @@ def cited_gap(index: SearchIndex, question: str, citations: list) -> tuple[float
     """How much of the question the cited passages miss (IDF-weighted share of its concepts absent from the quotes
     and WINDOW characters around them), with the concepts they hold and those they lack, rarest first."""
     concepts = sorted(index.concepts(question), key=lambda c: -c.weight)
+    asked = {m.group(1).lower() for m in _HOW.finditer(question)}  # "how long": what is asked, not a topic
+    concepts = [c for c in concepts if c.source.lower() not in asked]
     if not concepts or not citations:
         return 0.0, [], []
     terms: frozenset[str] = frozenset()
@@ -129,13 +133,17 @@ def cited_gap(index: SearchIndex, question: str, citations: list) -> tuple[float
 
 
 def partial_note(index: SearchIndex, question: str, citations: list, cut: float) -> str:
-    """One line when the quoted passages hold the question's topic but miss too much of what it asks (the share is
-    at least `cut`, or every name it asks about is found in no article): what they mention and what they do not, in
-    the question's language; "" otherwise."""
+    """One line when the quoted passages hold the question's topic but miss too much of what it asks: what they
+    mention and what they do not, in the question's language; "" otherwise."""
     gap, held, lacking = cited_gap(index, question, citations)
+    vocab = index.bm25.vocab.keys()
     names = [c for c in index.concepts(question) if c.kind == "name"]
-    unknown = bool(names) and not any(c.found_in(index.bm25.vocab.keys()) for c in names)
-    if (gap < cut and not unknown) or not lacking:  # every name of the question is found nowhere: flagged too
+    unknown = bool(names) and not any(c.found_in(vocab) for c in names)
+    absent = [c for c in index.concepts(question) if c.source in lacking and not c.found_in(vocab)]
+    # A single lacking concept is as often a word the lexicon could not translate: the answer is flagged when two
+    # or more are lacking past the cut, when two or more are found in no article at all (a stampede in a corpus
+    # that has the Hajj season), or when every name of the question is found in no article.
+    if not lacking or not (unknown or len(absent) >= 2 or (gap >= cut and len(lacking) >= 2)):
         return ""
     if not is_cross_lingual(question):
         mention = f"تذكر المقاطع المقتبسة {_join(held[:2], True).replace(' أو ', ' و')} لكنها " if held else ""

@@ -105,3 +105,25 @@ def kill_while_embedding(proc, index_dir: Path, after: int = 8, timeout: float =
         proc.wait()
     finally:
         db.close()
+
+
+def launch_chat(tmp_path_factory, settings, embedder, seeds: Path | None = None):
+    """The chat server on a free loopback port over a fresh index of `seeds` (default: a copy of seeds/):
+    (app, url, service); the caller closes the app."""
+    import socket
+
+    from rag.store import build_index
+    from ui.app import ChatService, start_app
+
+    if seeds is None:
+        seeds = tmp_path_factory.mktemp("chat-seeds") / "seeds"
+        shutil.copytree(SEEDS, seeds)
+    index_dir = tmp_path_factory.mktemp("chat-index")
+    build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
+    service = ChatService(index_dir, seeds, settings)
+    service.index._embedder = embedder
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    app, url = start_app(service, "127.0.0.1", port)
+    return app, url, service

@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import shutil
-import socket
 import sys
 import urllib.request
 
 import httpx
 import pytest
-from conftest import ALBANIA_REASON, ROOT
+from conftest import ALBANIA_REASON, launch_chat
 
 from rag import answer, article_text
-from rag.store import build_index
 
 MODEL = "rag-arabic-news"
 KEY = "test-key-123456"
@@ -25,26 +22,11 @@ FOLLOWUP = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def api(tmp_path_factory, settings, embedder):
     """The chat server with RAG_API_KEY set, on a copy of seeds/: (index folder, base URL)."""
-    from ui.app import ChatService, start_app
-
-    seeds = tmp_path_factory.mktemp("api-seeds") / "seeds"
-    shutil.copytree(ROOT / "seeds", seeds)
-    index_dir = tmp_path_factory.mktemp("api-index")
-    build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
-    keyed = dataclasses.replace(settings, api_key=KEY)
-    service = ChatService(index_dir, seeds, keyed)
-    service.index._embedder = embedder
-    app, url = start_app(service, "127.0.0.1", _free_port())
-    yield index_dir, url
+    app, url, service = launch_chat(tmp_path_factory, dataclasses.replace(settings, api_key=KEY), embedder)
+    yield service.index_dir, url
     app.close()
 
 

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ALBANIA_REASON, ANSWER_KEYS, ROOT
+from conftest import ALBANIA_REASON, ANSWER_KEYS, ROOT, launch_chat
 
 from rag.store import MANIFEST, build_index
 
@@ -32,13 +32,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory, seeds_copy_module, settings, embedder):
-    from ui.app import ChatService, start_app
-
-    index_dir = tmp_path_factory.mktemp("ui-index")
-    build_index(seeds_copy_module, index_dir, settings=settings, embedder=embedder, progress=False)
-    service = ChatService(index_dir, seeds_copy_module, settings)
-    service.index._embedder = embedder
-    app, url = start_app(service, "127.0.0.1", _free_port())
+    app, url, service = launch_chat(tmp_path_factory, settings, embedder, seeds_copy_module)
     yield service, url
     app.close()
 
