@@ -127,7 +127,9 @@ def test_valid_upload_is_answerable_in_the_same_session(running, client):
     assert "added: museum.txt" in message, message
     data = client.predict("ماذا افتتحت بلدية تيرانا؟", api_name="/ask")
     assert data["found"] and any("متحفا جديدا" in c["quote"] for c in data["citations"])
-    assert any(row[1] == "museum.txt" for row in service.documents())
+    rows = {row[1]: row for row in service.documents()}
+    # the Corpus tab's columns: title, file, date, outlet, chunks, added
+    assert rows["museum.txt"][:4] == ["خبر ثقافي", "museum.txt", "", "museum.txt"] and rows["museum.txt"][4] >= 1
 
 
 def _browser():

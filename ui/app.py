@@ -124,7 +124,7 @@ class ChatService:
 
     def documents(self) -> list[list]:
         return [
-            [d["title"], d["source"], (d["date"] or "")[:10], d["chunks"], d["added_at"]]
+            [d["title"], d["source"], (d["date"] or "")[:10], d["outlet"], d["chunks"], d["added_at"]]
             for d in self.index.documents()
         ]
 
