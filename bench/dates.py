@@ -22,3 +22,23 @@ def date_figures(root: Path, n: int | None = None) -> dict:
         "date from a dateline alone": sum(bool(d) for d in lines) / len(rows),
         "datelines before the record's date (the record's is a collection date)": earlier,
     }
+
+
+def resolved_day_figures(root: Path) -> dict:
+    """The time dev set's resolved_date questions: is the relative day in the article (`relative_text`) resolved
+    against the article's stored date to `answer_date`? (The resolver, not retrieval: every item is asked.)"""
+    from bench.data import _jsonl
+    from rag.dates import relative_days
+    from rag.timeq import parse_date
+
+    items = [r for r in _jsonl(root / "bench" / "news_time_dev.jsonl") if r.get("kind") == "resolved_date"]
+    want = {r["doc_id"] for r in items}
+    with gzip.open(root / "corpora" / "saudinewsnet-20k.jsonl.gz", "rt", encoding="utf-8") as fh:
+        docs = {r["id"]: r for r in map(json.loads, fh) if r["id"] in want}
+    right = 0
+    for r in items:
+        doc = docs[r["doc_id"]]
+        at = doc["text"].find(r["relative_text"])
+        found = relative_days(doc["text"], parse_date(doc["date"]), max(0, at), at + len(r["relative_text"]))
+        right += any(d["date"] == r["answer_date"] for d in found)
+    return {"resolved_date items": len(items), "relative day resolved to answer_date": right / len(items)}

@@ -35,7 +35,7 @@ from bench.data import (
     write_bulk,
     xquad,
 )
-from bench.dates import date_figures
+from bench.dates import date_figures, resolved_day_figures
 from bench.leftout import leftout_figures
 from rag.answering import Answer, make_chain, score_sentences
 from rag.conversation import answer_in_context, read_history
@@ -837,7 +837,7 @@ def main(argv: list[str] | None = None) -> int:
     questions = [q for i in news_dev(root) if i.half == "test" for q in i.questions[:1]][: 20 if args.quick else 60]
     results["api"] = api_overhead(work / "news-index", work / "news-seeds", settings, embedder, questions)
     log("dates: SaudiNewsNet articles as .txt, dated from the file name or a dateline alone")
-    results["dates"] = date_figures(root, 2000 if args.quick else None)
+    results["dates"] = {**date_figures(root, 2000 if args.quick else None), **resolved_day_figures(root)}
     log("near-topic refusal: answers left out of the news corpus, XQuAD paragraphs left out")
     results["leftout"] = leftout_figures(root, settings, embedder, args.quick)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))  # kept if a later stage fails

@@ -14,11 +14,13 @@ from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag.crosslingual import coverage
+from rag.dates import relative_days, spell_day
 from rag.lexical import analyze, strip_controls
 from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual, latin_share
 from rag.store import max_sentence_chars
-from rag.timeq import DocFilter
+from rag.timeq import DocFilter, parse_date
+from rag.values import DATE_EXPRESSION, expected_value
 
 NOT_FOUND_EN = "The indexed articles do not cover this question, so there is no answer to give."
 NOT_FOUND_AR = "لا تتناول المقالات المفهرسة هذا السؤال، لذلك لا توجد إجابة."
@@ -42,6 +44,7 @@ class Citation:
     outlet: str = ""  # the newspaper (a record's `source`), else the file's folder or name
     url: str = ""  # the article's link, where its record has one
     also_in: list[str] = field(default_factory=list)  # other articles (syndicated copies) holding the same quote
+    dates: list[dict] = field(default_factory=list)  # relative days in the quote, resolved: {text, date, start, end}
 
 
 @dataclass
@@ -209,8 +212,20 @@ def stamp_citations(index: SearchIndex, citations: list[Citation]) -> None:
     """Give each citation its article's date and link."""
     for c in citations:
         c.date = index.dates.get(c.doc_id, "")
+        c.dates = relative_days(index.article_text(c.doc_id), parse_date(c.date), c.start, c.end)
         c.outlet = index.outlets.get(c.doc_id, c.source)
         c.url = index.urls.get(c.doc_id, "")
+
+
+def resolved_when(question: str, citations: list[Citation]) -> str:
+    """For a "when" question whose quotes hold a relative day resolved against the article's date, that date first:
+    "Sunday 26 July 2015 — «أمس (الأحد)» [1]" ("" otherwise)."""
+    if expected_value(question) is not DATE_EXPRESSION:
+        return ""
+    for c in citations:
+        for d in c.dates:
+            return f"{spell_day(d['date'])} — «{d['text']}» [{c.n}]"
+    return ""
 
 
 class ExtractiveAnswerer:
@@ -357,6 +372,9 @@ def make_chain(
             result = answer_with(question, x["docs"], x["evidence"])
             if isinstance(result, Answer):
                 stamp_citations(index, result.citations)
+                when = resolved_when(asked, result.citations)
+                if when:
+                    result.text = f"{when}\n{result.text}"
                 cut = model.partial_cut_for(is_cross_lingual(x["search"]))
                 # the quotes were chosen for the question itself (a follow-up's context only retrieved)
                 result.partial = partial_note(index, question, result.citations, cut)

@@ -93,6 +93,8 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_answer(result) -> None:
+    from rag.dates import spell_day
+
     print(result.text)
     if result.notice:
         print(f"(note: {result.notice})")
@@ -108,7 +110,8 @@ def _print_answer(result) -> None:
             if c.also_in
             else ""
         )
-        print(f"\n[{c.n}] {c.title} ({where})\n    {c.quote}{also}")
+        days = "".join(f"\n    ({d['text']} = {spell_day(d['date'])})" for d in c.dates)
+        print(f"\n[{c.n}] {c.title} ({where})\n    {c.quote}{days}{also}")
     if result.related:
         print("\nRelated reading (not an answer):")
         for r in result.related:

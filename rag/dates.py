@@ -108,3 +108,82 @@ def article_date(record: str, meta: dict, name: str, text: str) -> tuple[str, st
     if line:
         return line, "dateline"
     return "", ""
+
+
+# -- relative days ----------------------------------------------------------------------------------------------
+WEEKDAYS = {
+    "الاثنين": 0, "الإثنين": 0, "الثلاثاء": 1, "الأربعاء": 2, "الاربعاء": 2, "الخميس": 3, "الجمعة": 4,
+    "السبت": 5, "الأحد": 6, "الاحد": 6,
+}  # fmt: skip
+_DAY_WORDS = {"أول أمس": -2, "أول امس": -2, "أمس الأول": -2, "امس الأول": -2, "امس الاول": -2,
+              "أول من أمس": -2, "أمس": -1, "امس": -1, "البارحة": -1, "اليوم": 0, "غدا": 1, "غداً": 1}  # fmt: skip
+_WD = "|".join(sorted(WEEKDAYS, key=len, reverse=True))
+_DW = "|".join(sorted(map(re.escape, _DAY_WORDS), key=len, reverse=True))
+_L = "\u0621-\u064a"
+RELATIVE = re.compile(
+    rf"(?<![{_L}])(?:(?:صباح|مساء|ظهر|بعد ظهر|فجر|ليل|ليلة|يوم|في)\s+)?(?:و|ف)?(?P<word>{_DW})(?![{_L}])"
+    rf"(?:\s*\(?\s*(?P<wd>{_WD})\s*\)?)?"
+    rf"|(?<![{_L}])(?:يوم|الـ?)\s*(?P<alone>{_WD})(?:\s+(?P<side>الماضي|المقبل|القادم))?(?![{_L}])"
+)
+WEEK_MONTH = re.compile(
+    rf"(?<![{_L}])(?:و|ف)?(?P<unit>الأسبوع|الاسبوع|الشهر|العام)\s+(?P<side>الماضي|المقبل|القادم)(?![{_L}])"
+)
+MAX_LAG_DAYS = 6  # how far an article's stored date may trail the day it was written (a collection date)
+
+
+def _weekday_on_or_before(day: date, weekday: int, max_back: int = MAX_LAG_DAYS) -> date | None:
+    back = (day.weekday() - weekday) % 7
+    return day - timedelta(days=back) if back <= max_back else None
+
+
+def relative_days(text: str, published: date | None, start: int = 0, end: int | None = None) -> list[dict]:
+    """The relative day expressions in text[start:end] resolved against the article's date: [{"text", "date",
+    "start", "end"}] with offsets into `text`. "اليوم (الاثنين)", "أمس السبت", "أول أمس", "يوم الخميس",
+    "الأسبوع الماضي" (the date of the week's Monday), "الشهر الماضي" (YYYY-MM).
+
+    The stored date can trail the day of writing (a collection date, or a report filed just after midnight), so a
+    weekday named with the expression wins: the day is the last such weekday on or before the computed one."""
+    if published is None:
+        return []
+    end = len(text) if end is None else end
+    out = []
+    for m in RELATIVE.finditer(text, start, end):
+        if m.group("word"):
+            day = published + timedelta(days=_DAY_WORDS[m.group("word")])
+            if m.group("wd"):
+                day = _weekday_on_or_before(day, WEEKDAYS[m.group("wd")]) or day
+        else:
+            weekday, side = WEEKDAYS[m.group("alone")], m.group("side") or ""
+            if side in ("المقبل", "القادم"):
+                day = published + timedelta(days=(weekday - published.weekday()) % 7 or 7)
+            else:  # "يوم الخميس", "الخميس الماضي": the last one before the article (on its day, unless "الماضي")
+                back = (published.weekday() - weekday) % 7 or (7 if side else 0)
+                day = published - timedelta(days=back)
+        first = m.start() + (m.start("word") == m.start() + 1)  # "واليوم": the span starts after the clitic
+        words = text[first : m.end()].rstrip()
+        out.append({"text": words, "date": day.isoformat(), "start": first, "end": first + len(words)})
+    for m in WEEK_MONTH.finditer(text, start, end):
+        step = -1 if m.group("side") == "الماضي" else 1
+        if m.group("unit") == "الشهر":
+            month = published.month - 1 + step
+            value = f"{published.year + month // 12:04d}-{month % 12 + 1:02d}"
+        elif m.group("unit") == "العام":
+            value = str(published.year + step)
+        else:
+            monday = published - timedelta(days=published.weekday()) + timedelta(weeks=step)
+            value = monday.isoformat()
+        first = m.start("unit")
+        out.append({"text": text[first : m.end()], "date": value, "start": first, "end": m.end()})
+    return sorted(out, key=lambda d: d["start"])
+
+
+def spell_day(value: str) -> str:
+    """ "2015-07-20" as "Monday 20 July 2015" (a month "2015-06" as "June 2015"; a year as itself)."""
+    import calendar
+
+    if len(value) == 10:
+        d = date.fromisoformat(value)
+        return f"{calendar.day_name[d.weekday()]} {d.day} {calendar.month_name[d.month]} {d.year}"
+    if len(value) == 7:
+        return f"{calendar.month_name[int(value[5:])]} {value[:4]}"
+    return value

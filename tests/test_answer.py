@@ -75,7 +75,7 @@ def test_cli_ask_json(seed_index):
     assert data["found"] is True and 0 < data["confidence"] <= 1
     assert set(data["citations"][0]) == {
         *("n", "doc_id", "title", "source", "quote", "start", "end", "passage", "score"),
-        *("date", "outlet", "url", "also_in"),
+        *("date", "outlet", "url", "also_in", "dates"),
     }
 
 

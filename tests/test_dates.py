@@ -98,3 +98,50 @@ def test_an_index_from_before_outlets_gets_the_columns(tmp_path):
     add_missing_columns(conn)  # twice is a no-op
     cols = [r[1] for r in conn.execute("PRAGMA table_info(documents)")]
     assert cols[-2:] == ["date_source", "outlet"]
+
+
+@pytest.mark.parametrize(
+    ("text", "published", "expected"),
+    [
+        ("افتتح المتحف أمس (الأحد) في المدينة", "2015-07-27", [("أمس (الأحد)", "2015-07-26")]),
+        ("قال إنه توفي أمس الأول الأحد عن 84 عاما", "2015-08-11", [("أمس الأول الأحد", "2015-08-09")]),
+        ("أجريت القرعة اليوم السبت في القصر", "2015-07-25", [("اليوم السبت", "2015-07-25")]),
+        # stored a day late (collected after midnight): the weekday named decides
+        ("واليوم (الاثنين) قررت الحكومة", "2015-07-21", [("اليوم (الاثنين)", "2015-07-20")]),
+        ("في مناقصة أغلقت يوم الجمعة الماضي", "2015-08-10", [("يوم الجمعة الماضي", "2015-08-07")]),
+        (
+            "وارتفعت الأسعار الأسبوع الماضي والشهر الماضي",
+            "2015-08-12",
+            [("الأسبوع الماضي", "2015-08-03"), ("الشهر الماضي", "2015-07")],
+        ),
+        ("لا يوم هنا ولا تاريخ", "2015-08-12", []),
+    ],
+)
+def test_relative_days_resolved_against_the_article_date(text, published, expected):
+    from rag.dates import relative_days
+    from rag.timeq import parse_date
+
+    found = relative_days(text, parse_date(published))
+    assert [(d["text"], d["date"]) for d in found] == expected
+    for d in found:
+        assert text[d["start"] : d["end"]] == d["text"]
+
+
+def test_a_when_question_gets_the_resolved_date_first(tmp_path, settings, embedder):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    body = (
+        "أعيد افتتاح متحف الموسيقار ريتشارد فاغنر أمس (الأحد) في مدينة بايرويت بعد ترميمه.\nوحضر الافتتاح مئات الزوار."
+    )
+    rec = {"id": "w", "title": "افتتاح متحف فاغنر", "text": body, "date": "2015-07-27 17:13:13", "source": "aawsat"}
+    (seeds / "news.jsonl").write_text(json.dumps(rec, ensure_ascii=False) + "\n", encoding="utf-8")
+    index_dir = tmp_path / "index"
+    build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
+    a = answer("متى أعيد افتتاح متحف فاغنر في بايرويت؟", index_dir=index_dir)
+    assert a.found and a.text.startswith("Sunday 26 July 2015 — «أمس (الأحد)» [1]")
+    c = a.citations[0]
+    assert c.outlet == "aawsat" and c.dates and c.dates[0]["date"] == "2015-07-26"
+    from rag import article_text
+
+    text = article_text(c.doc_id, index_dir)
+    assert text[c.dates[0]["start"] : c.dates[0]["end"]] == "أمس (الأحد)"

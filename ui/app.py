@@ -17,6 +17,7 @@ import gradio as gr
 from rag.answering import Answer, make_chain, prepare_question
 from rag.conversation import answer_in_context, read_history
 from rag.crosslingual import lexicon_status
+from rag.dates import spell_day
 from rag.model import convert
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
@@ -241,11 +242,19 @@ def sources_html(answer: Answer) -> str:
             f"{html.escape(c.title)}</span></summary>"
             f'<div class="src-file">{html.escape(c.date[:10] or "date unknown")} · '
             f"{html.escape(c.outlet) + ' · ' if c.outlet not in ('', c.source) else ''}{html.escape(c.source)} · "
-            f"characters {c.start}–{c.end} · score {c.score:.2f}{also_in(c)}</div>"
+            f"characters {c.start}–{c.end} · score {c.score:.2f}{also_in(c)}</div>{resolved_days(c)}"
             f'<div class="passage" dir="auto">{html.escape(before)}<mark>{html.escape(c.quote)}</mark>'
             f"{html.escape(after)}</div></details>"
         )
     return "\n".join(blocks)
+
+
+def resolved_days(c) -> str:
+    """The quote's relative days with the dates they stand for ("اليوم (الاثنين) = Monday 20 July 2015"), escaped."""
+    if not c.dates:
+        return ""
+    items = " · ".join(f"{html.escape(d['text'])} = {html.escape(spell_day(d['date']))}" for d in c.dates)
+    return f'<div class="src-file src-dates" dir="auto">{items}</div>'
 
 
 def also_in(c) -> str:
