@@ -14,14 +14,13 @@ import argparse
 import dataclasses
 import hashlib
 import json
-import os
 import sys
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from bench.data import data_dir, news_corpus, news_dev, write_bulk, xquad
+from bench.data import data_dir, news_corpus, news_dev, write_bulk, write_records, xquad
 from bench.leftout import leftout_news_index, paragraph_questions, xquad_paragraph_index
 from rag.answering import EvidenceWeights, score_sentences
 from rag.embed import Embedder
@@ -32,7 +31,6 @@ from rag.store import build_index
 
 WORK = PROJECT_ROOT / "bench" / "work"
 PARTIAL_FLAGGED = 0.10  # share of right tuning answers a partial-evidence cut may flag
-NEWS_WEIGHT = 1.0  # how much more a news group weighs in the fit than an XQuAD group
 ANSWERED_FLOOR = {  # share of answerable tuning questions the threshold must answer, per group
     "xquad-en-0": 0.95,
     "xquad-en-1": 0.95,
@@ -88,10 +86,7 @@ def news_index(root: Path, settings: Settings, embedder) -> Path:
     seeds.mkdir(parents=True, exist_ok=True)
     path = seeds / "news.jsonl"
     if not path.is_file():
-        with open(path, "w", encoding="utf-8") as fh:
-            for r in news_corpus(root, items):
-                row = {k: r[k] for k in ("id", "title", "text", "url", "date")}
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        write_records(path, news_corpus(root, items))
     build_index(seeds, WORK / "news-index", settings=settings, embedder=embedder, progress=True)
     return WORK / "news-index"
 
@@ -238,14 +233,13 @@ def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[
 
 def calibrate(groups: dict[str, tuple[np.ndarray, np.ndarray]], settings: Settings, write: bool) -> RefusalModel:
     """Fit the refusal model on the tuning groups and choose its threshold; write it unless told not to."""
-    # Every group weighs the same in the fit (news groups NEWS_WEIGHT times as much: they are the product's own
-    # questions), and within a group both classes weigh the same.
-    news_weight = float(os.environ.get("NEWS_WEIGHT", NEWS_WEIGHT))
+    # Every group weighs the same in the fit, and within a group both classes weigh the same (news groups weighed
+    # 2, 4 and 8 times as much fitted worse on the tuning groups).
     xs, ys, ws = [], [], []
-    for name, (x, y) in groups.items():
+    for x, y in groups.values():
         for label in (0.0, 1.0):
             n = max(1, int((y == label).sum()))
-            ws.append(np.where(y == label, (news_weight if name.startswith("news") else 1.0) / n, 0.0))
+            ws.append(np.where(y == label, 1.0 / n, 0.0))
         xs.append(x)
         ys.append(y)
     x, y = np.vstack(xs), np.concatenate(ys)

@@ -74,6 +74,14 @@ def write_bulk(folder: Path, name: str, contexts: dict[str, str], titles: dict[s
     return path
 
 
+def write_records(path: Path, rows: list[dict]) -> None:
+    """SaudiNewsNet rows as one .jsonl bulk file (id, title, text, url, date)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in rows:
+            fh.write(json.dumps({k: r[k] for k in ("id", "title", "text", "url", "date")}, ensure_ascii=False) + "\n")
+
+
 def sample(items: list, n: int | None, seed: int = 0) -> list:
     if n is None or n >= len(items):
         return items

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import DataMissing, NewsItem, Question, _jsonl, news_corpus, write_bulk, xquad
+from bench.data import DataMissing, NewsItem, Question, _jsonl, news_corpus, write_bulk, write_records, xquad
 from rag.settings import PROJECT_ROOT, Settings
 from rag.store import build_index
 
@@ -50,19 +50,12 @@ def leftout_corpus(root: Path, items: list[NewsItem], seed: int = 0) -> list[dic
     return kept + fill
 
 
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", encoding="utf-8") as fh:
-        for r in rows:
-            fh.write(json.dumps({k: r[k] for k in ("id", "title", "text", "url", "date")}, ensure_ascii=False) + "\n")
-
-
 def leftout_news_index(root: Path, items: list[NewsItem], settings: Settings, embedder, news_index: Path) -> Path:
     """The left-out news index, started from a copy of the news index so shared articles are not embedded again."""
     seeds, index = WORK / "leftout-seeds", WORK / "leftout-index"
     path = seeds / "news.jsonl"
     if not path.is_file():
-        _write_jsonl(path, leftout_corpus(root, items))
+        write_records(path, leftout_corpus(root, items))
     if not index.exists() and news_index.is_dir():
         shutil.copytree(news_index, index)
     build_index(seeds, index, settings=settings, embedder=embedder, progress=True)
@@ -95,17 +88,13 @@ def paragraph_questions(questions: list[Question], kept: set[str]) -> list[tuple
 
 
 def _probabilities(index, model, questions: list[str]) -> np.ndarray:
-    """The refusal model's probability that the corpus answers each question."""
-    from rag.answering import score_sentences
-    from rag.refusal import refusal_features
-    from rag.retrieve import HybridRetriever
+    """The refusal model's probability that the corpus answers each question (features as the calibration reads)."""
+    from bench.calibrate import feature_rows
+    from rag.refusal import FEATURES
 
-    retriever = HybridRetriever(index=index)
-    out = []
-    for q in questions:
-        docs = retriever.invoke(q)
-        out.append(model.probability(refusal_features(index, q, docs, score_sentences(index, q, docs))))
-    return np.array(out)
+    return np.array(
+        [model.probability(dict(zip(FEATURES, row, strict=True))) for row in feature_rows(index, questions)]
+    )
 
 
 def sweep(p_neg: np.ndarray, p_pos: np.ndarray) -> dict[float, tuple[float, float]]:

@@ -33,6 +33,7 @@ from bench.data import (
     sample,
     saudinewsnet,
     write_bulk,
+    write_records,
     xquad,
 )
 from bench.dates import date_figures, resolved_day_figures
@@ -291,10 +292,7 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
     rows = saudinewsnet(root, n_articles + 200)
     corpus, spare = rows[:n_articles], rows[n_articles:]
     seeds = work / ("snn-seeds-quick" if quick else "snn-seeds")
-    seeds.mkdir(parents=True, exist_ok=True)
-    with open(seeds / "saudinewsnet.jsonl", "w", encoding="utf-8") as fh:
-        for r in corpus:
-            fh.write(json.dumps({k: r[k] for k in ("id", "title", "text", "url", "date")}, ensure_ascii=False) + "\n")
+    write_records(seeds / "saudinewsnet.jsonl", corpus)
     for f in (ROOT / "seeds").glob("*.txt"):
         shutil.copy(f, seeds / f.name)
     for f in seeds.glob("added_*.txt"):

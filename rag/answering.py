@@ -362,9 +362,8 @@ def make_chain(
 
     def finish(x: dict):
         question, asked = x["question"], x["asked"]
-        late = after_corpus(index, x["search"])
-        threshold = model.threshold_for(is_cross_lingual(x["search"]))
-        if not x["evidence"] or x["confidence"] < threshold or late:
+        cross = is_cross_lingual(x["search"])
+        if not x["evidence"] or x["confidence"] < model.threshold_for(cross) or after_corpus(index, x["search"]):
             missing, related = explain_refusal(index, x["search"], x["docs"], where)
             text = f"{not_found_text(asked)} {missing}".strip()
             result = Answer(asked, text, False, [], missing=missing, related=related)
@@ -375,9 +374,8 @@ def make_chain(
                 when = resolved_when(asked, result.citations)
                 if when:
                     result.text = f"{when}\n{result.text}"
-                cut = model.partial_cut_for(is_cross_lingual(x["search"]))
                 # the quotes were chosen for the question itself (a follow-up's context only retrieved)
-                result.partial = partial_note(index, question, result.citations, cut)
+                result.partial = partial_note(index, question, result.citations, model.partial_cut_for(cross))
                 if result.partial:
                     result.text = f"{result.partial}\n{result.text}"
         result.confidence = round(x["confidence"], 4)

@@ -94,7 +94,8 @@ def refusal_features(index: SearchIndex, question: str, docs: list[Document], ev
 
 
 def quote_windows(index: SearchIndex, evidence: list, n: int = 5) -> list[str]:
-    """The text around each of the `n` best evidence sentences: the sentence and WINDOW characters either side."""
+    """The text around each of the first `n` evidence sentences (or citations): the sentence and WINDOW characters
+    either side."""
     out = []
     for e in evidence[:n]:
         text = index.article_text(e.doc_id)
@@ -123,10 +124,7 @@ def cited_gap(index: SearchIndex, question: str, citations: list) -> tuple[float
     concepts = [c for c in concepts if c.source.lower() not in asked]
     if not concepts or not citations:
         return 0.0, [], []
-    terms: frozenset[str] = frozenset()
-    for c in citations:
-        text = index.article_text(c.doc_id)
-        terms |= frozenset(analyze(text[max(0, c.start - WINDOW) : c.end + WINDOW]))
+    terms = frozenset(analyze(" ".join(quote_windows(index, citations, len(citations)))))
     held = [c.source for c in concepts if c.found_in(terms)]
     lacking = [c.source for c in concepts if not c.found_in(terms)]
     return 1.0 - coverage(concepts, terms), held, lacking
@@ -228,10 +226,6 @@ class RefusalModel:
 
     def threshold_for(self, cross: bool) -> float:
         return self.threshold_cross if cross and self.threshold_cross >= 0 else self.threshold
-
-    def answers(self, features: dict[str, float]) -> bool:
-        """Whether the corpus answers the question these features describe."""
-        return self.probability(features) >= self.threshold_for(bool(features["cross"]))
 
     def probability(self, features: dict[str, float]) -> float:
         z = self.intercept + sum(

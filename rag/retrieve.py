@@ -169,7 +169,7 @@ class SearchIndex:
         self.dates = {d[0]: d[4] or "" for d in docs}
         self.outlets = {d[0]: d[5] or d[2] for d in docs}
         self.days = [parse_date(d[4]) for d in docs]  # by row, for date filters
-        self.date_range = DateRange.of([d[4] for d in docs])
+        self.date_range = DateRange.of_days(self.days)
         self.generation = meta.get("generation", "")
         self._concept_cache = OrderedDict()
         self._article_terms = OrderedDict()
@@ -429,22 +429,6 @@ class SearchIndex:
                 hits.append(hit)
             return hits
 
-    def _distinct_margin(self, dense: dict[int, float], n: int = 20, same: float = 0.97) -> float:
-        """The best cosine minus the mean of the `n` best, counting near-identical chunks once: syndicated copies of
-        one story (a wire text in two outlets, a copy with a line added) would otherwise fill the top and erase the
-        lead of a chunk that truly stands out."""
-        kept: list[np.ndarray] = []
-        scores: list[float] = []
-        for cid in sorted(dense, key=lambda c: -dense[c])[: 4 * n]:
-            vec = self.vectors.reconstruct(cid)
-            if any(float(vec @ k) >= same for k in kept):
-                continue
-            kept.append(vec)
-            scores.append(dense[cid])
-            if len(scores) == n:
-                break
-        return scores[0] - float(np.mean(scores)) if scores else 0.0
-
     def admitted(self, where: DocFilter) -> np.ndarray:
         """Which articles (by row) a filter admits, as a boolean array."""
         with self.lock:
@@ -456,44 +440,33 @@ class SearchIndex:
                 dtype=bool,
             )
 
-    def _distinct_chunks(self, ranked: list[int], k: int, same: float = 0.97) -> list[tuple[int, list[str]]]:
-        """The first `k` chunks of `ranked` that are not copies of a better one (the same text, or a vector at cosine
-        `same` or more: a syndicated copy of the story), each with the articles whose copies it stands for."""
-        kept: list[tuple[int, np.ndarray, list[str]]] = []
-        for cid in ranked:
-            vec = self.vectors.reconstruct(cid)
+    def _distinct_margin(self, dense: dict[int, float], n: int = 20) -> float:
+        """The best cosine minus the mean of the `n` best, counting near-identical chunks once: syndicated copies of
+        one story (a wire text in two outlets, a copy with a line added) would otherwise fill the top and erase the
+        lead of a chunk that truly stands out."""
+        ranked = sorted(dense, key=lambda c: -dense[c])[: 4 * n]
+        scores = [dense[c] for c, _ in distinct(ranked, self.vectors.reconstruct, n)]
+        return scores[0] - float(np.mean(scores)) if scores else 0.0
+
+    def _distinct_chunks(self, ranked: list[int], k: int) -> list[tuple[int, list[str]]]:
+        """The first `k` chunks of `ranked` that are not copies of a better one (a syndicated copy of the story),
+        each with the other articles whose copies it stands for."""
+        out = []
+        for cid, dups in distinct(ranked, self.vectors.reconstruct, k):
             doc = self.chunk_doc[self.row_of[cid]]
-            for kid, kvec, copies in kept:
-                if float(vec @ kvec) >= same:
-                    if doc != self.chunk_doc[self.row_of[kid]] and doc not in copies:
-                        copies.append(doc)
-                    break
-            else:
-                if len(kept) == k:
-                    break
-                kept.append((cid, vec, []))
-        return [(cid, copies) for cid, _, copies in kept]
+            out.append((cid, list(dict.fromkeys(d for c in dups if (d := self.chunk_doc[self.row_of[c]]) != doc))))
+        return out
 
     def _story_vector(self, doc_row: int) -> np.ndarray:
         """An article's mean chunk vector, unit length: near-identical for syndicated copies of one story."""
         vec = np.mean([self.vectors.reconstruct(c) for c in self.doc_chunk_ids[doc_row]], axis=0)
         return vec / (np.linalg.norm(vec) or 1.0)
 
-    def _distinct_lexical_lead(self, lexical: np.ndarray, n: int = 5, same: float = 0.97) -> float:
+    def _distinct_lexical_lead(self, lexical: np.ndarray, n: int = 5) -> float:
         """1 minus the mean BM25 (best = 1) of the `n` best articles, copies of one story counted once and missing
         places counted as 0: how far the best article stands out lexically."""
-        kept: list[np.ndarray] = []
-        scores: list[float] = []
-        for d in np.argsort(-lexical)[: 4 * n]:
-            if lexical[d] <= 0:
-                break
-            vec = self._story_vector(int(d))
-            if any(float(vec @ k) >= same for k in kept):
-                continue
-            kept.append(vec)
-            scores.append(float(lexical[d]))
-            if len(scores) == n:
-                break
+        ranked = [int(d) for d in np.argsort(-lexical)[: 4 * n] if lexical[d] > 0]
+        scores = [float(lexical[d]) for d, _ in distinct(ranked, self._story_vector, n)]
         return 1.0 - sum(scores) / n if scores else 0.0
 
     def _hit(self, cid: int, dense: float, lexical: float, score: float, margin: float) -> Hit:
@@ -504,6 +477,23 @@ class SearchIndex:
         return Hit(
             cid, doc, title, source, start, end, self.article_text(doc)[start:end], dense, lexical, score, margin
         )
+
+
+def distinct(ranked: list[int], vector_of, limit: int, same: float = 0.97) -> list[tuple[int, list[int]]]:
+    """The first `limit` items of `ranked` whose vectors are not near-identical (cosine >= `same`) to a better kept
+    one, each with the items it stands for: how copies of one story are counted once."""
+    kept: list[tuple[int, np.ndarray, list[int]]] = []
+    for item in ranked:
+        vec = vector_of(item)
+        for _, kvec, dups in kept:
+            if float(vec @ kvec) >= same:
+                dups.append(item)
+                break
+        else:
+            if len(kept) == limit:
+                break
+            kept.append((item, vec, []))
+    return [(item, dups) for item, _, dups in kept]
 
 
 class HybridRetriever(BaseRetriever):

@@ -103,8 +103,13 @@ class DateRange:
 
     @classmethod
     def of(cls, values: list[str | None]) -> DateRange:
-        days = [d for d in map(parse_date, values) if d is not None]
-        return cls(min(days, default=None), max(days, default=None), len(values) - len(days))
+        """The range of stored date strings (unparseable ones count as undated)."""
+        return cls.of_days([parse_date(v) for v in values])
+
+    @classmethod
+    def of_days(cls, days: list[date | None]) -> DateRange:
+        known = [d for d in days if d is not None]
+        return cls(min(known, default=None), max(known, default=None), len(days) - len(known))
 
     def after(self, period: Period, slack_days: int = 1) -> bool:
         """The period starts after the newest article (no report can hold it)."""

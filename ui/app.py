@@ -19,6 +19,7 @@ from rag.conversation import answer_in_context, read_history
 from rag.crosslingual import lexicon_status
 from rag.dates import spell_day
 from rag.model import convert
+from rag.refusal import RefusalModel
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
 from rag.store import build_index
@@ -91,7 +92,8 @@ class ChatService:
             self.composer = LLMComposer(self.index, settings)
         # Retrieval and refusal, stopping before an LLM composes: the reading of a follow-up is chosen first, and the
         # LLM is called once, streamed in the chat.
-        self.drafts = make_chain(self.index, answerer=self.composer, compose=False)
+        self.refusal = RefusalModel.load(settings.refusal_model)  # read once, shared by filtered chains
+        self.drafts = make_chain(self.index, answerer=self.composer, refusal=self.refusal, compose=False)
         self._build_lock = threading.Lock()
         # one upload indexes while at most `max_queued_uploads` wait; more are refused at once
         self._slots = threading.BoundedSemaphore(1 + max(0, settings.max_queued_uploads))
@@ -104,9 +106,9 @@ class ChatService:
 
     def prepare(self, question: str, history: list[dict] | None = None, where: DocFilter | None = None):
         """Like `ask`, but with an LLM configured an answerable question comes back as a Draft for `stream`."""
-        chain = (
-            self.drafts if where is None else make_chain(self.index, answerer=self.composer, compose=False, where=where)
-        )
+        chain = self.drafts
+        if where is not None:  # a filtered question: the same chain over the admitted articles
+            chain = make_chain(self.index, answerer=self.composer, refusal=self.refusal, compose=False, where=where)
         return self._in_context(chain.invoke, question, history)
 
     def outlets(self) -> list[str]:

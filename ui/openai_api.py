@@ -4,6 +4,7 @@ RAG_API_KEY."""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -14,6 +15,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from rag.answering import Answer
@@ -134,20 +136,27 @@ def chunks(answer: Answer, cid: str, created: int, size: int = 3) -> Iterator[st
     yield "data: [DONE]\n\n"
 
 
+def key_error(authorization: str, key: str, open_without_key: bool) -> ApiError | None:
+    """Why a call with this Authorization header is refused (None when it is not): with `key` set it must be
+    `Bearer <key>`; without one, calls are open only on loopback or a read-only server."""
+    if key:
+        if not hmac.compare_digest(authorization.encode(), f"Bearer {key}".encode()):
+            message = "missing or wrong API key: send Authorization: Bearer $RAG_API_KEY"
+            return ApiError(401, message, None, "invalid_api_key")
+        return None
+    if not open_without_key:
+        return ApiError(401, "this server is reachable off loopback: set RAG_API_KEY to use the API", None, "no_key")
+    return None
+
+
 def api_router(service, key: str, open_without_key: bool) -> APIRouter:
     """The /v1 routes over a ChatService. With `key` set every call must carry `Authorization: Bearer <key>`;
     without one, calls are refused unless `open_without_key` (loopback, or a read-only server)."""
     router = APIRouter()
 
     def check(request: Request) -> None:
-        if key:
-            given = request.headers.get("authorization", "")
-            if not hmac.compare_digest(given.encode(), f"Bearer {key}".encode()):
-                raise ApiError(
-                    401, "missing or wrong API key: send Authorization: Bearer $RAG_API_KEY", None, "invalid_api_key"
-                )
-        elif not open_without_key:
-            raise ApiError(401, "this server is reachable off loopback: set RAG_API_KEY to use the API", None, "no_key")
+        if (error := key_error(request.headers.get("authorization", ""), key, open_without_key)) is not None:
+            raise error
 
     @router.get("/v1/models")
     def models(request: Request) -> Response:
@@ -170,8 +179,6 @@ def api_router(service, key: str, open_without_key: bool) -> APIRouter:
             except (ValueError, RecursionError) as exc:
                 raise ApiError(400, f"the request body is not valid JSON ({str(exc)[:80]})") from None
             question, history, stream = read_request(body)
-            from starlette.concurrency import run_in_threadpool
-
             try:
                 answer = await run_in_threadpool(service.ask, question, history)
             except ValueError as exc:  # an empty question, a bad history: the service's one line
@@ -201,15 +208,9 @@ class GuardedMCP:
         self._ready = None
 
     async def __call__(self, scope, receive, send) -> None:
-        import asyncio
-
         headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
-        if (self.key and not hmac.compare_digest(headers.get("authorization", ""), f"Bearer {self.key}")) or (
-            not self.key and not self.open
-        ):
-            await ApiError(401, "missing or wrong API key for /mcp (RAG_API_KEY)", None, "invalid_api_key").response()(
-                scope, receive, send
-            )
+        if (error := key_error(headers.get("authorization", ""), self.key, self.open)) is not None:
+            await error.response()(scope, receive, send)
             return
         if self._ready is None:
             self._ready = asyncio.Event()
