@@ -38,6 +38,7 @@ from bench.data import (
 )
 from bench.dates import date_figures, resolved_day_figures
 from bench.leftout import leftout_figures
+from bench.timebench import time_figures
 from rag.answering import Answer, make_chain, score_sentences
 from rag.conversation import answer_in_context, read_history
 from rag.embed import Embedder, batched_by_length
@@ -591,6 +592,21 @@ def leftout_report(lo: dict | None) -> list[str]:
     return lines
 
 
+TIME_TARGETS = {"resolved_date": ">= 0.80", "date_scoped": ">= 0.85", "latest": ">= 0.80", "out_of_range": ">= 0.90"}
+
+
+def time_report(t: dict) -> list[str]:
+    """The time benchmark's section (`bench.timebench.time_figures`)."""
+    return _table(
+        f"Questions about time: time dev {t['half']} half, {t['articles']} articles (bench/timebench.py)",
+        ["kind", "n", "ours", "ours, no time prior", "naive recipe (top-3 chunks)", "target"],
+        [
+            [k, t[k]["n"], t[k]["ours"], t[k]["ours, no time prior"], t[k].get("naive recipe (top-3 chunks)", ""), v]
+            for k, v in TIME_TARGETS.items()
+        ],
+    )
+
+
 def report(results: dict, quick: bool, seconds: float) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     lines = [
@@ -718,6 +734,8 @@ def report(results: dict, quick: bool, seconds: float) -> str:
             ["measure", "value", "target"],
             [[k, v, {0: "", 1: "1.00", 2: ">= 0.90"}.get(i, "")] for i, (k, v) in enumerate(results["dates"].items())],
         )
+    if results.get("time"):
+        lines += time_report(results["time"])
     if results.get("api"):
         lines += _table(
             "OpenAI-compatible API (news corpus, loopback HTTP)",
@@ -836,6 +854,8 @@ def main(argv: list[str] | None = None) -> int:
     results["api"] = api_overhead(work / "news-index", work / "news-seeds", settings, embedder, questions)
     log("dates: SaudiNewsNet articles as .txt, dated from the file name or a dateline alone")
     results["dates"] = {**date_figures(root, 2000 if args.quick else None), **resolved_day_figures(root)}
+    log("time: the time dev set's test half through the chain, over its articles and same-week distractors")
+    results["time"] = time_figures(root, settings, embedder)
     log("near-topic refusal: answers left out of the news corpus, XQuAD paragraphs left out")
     results["leftout"] = leftout_figures(root, settings, embedder, args.quick)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))  # kept if a later stage fails

@@ -169,6 +169,7 @@ def score_sentences(
             quote = text[start:end]
             overlap = overlap_of(quote) if overlap_weight > 0 else 0.0
             score = weights.sentence * float(vec @ qvec) + weights.chunk * md["dense"] + overlap_weight * overlap
+            score += md.get("time", 0.0)  # the article fits the day the question names, or is the newest
             if cue is not None and cue.search(quote):
                 score += weights.answer_type
             key = (md["doc_id"], first + i)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from rag.timeq import DIGITS, question_period
+from rag.timeq import DIGITS, MONTHS, question_period
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 ISO_IN_NAME = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})[-_.]?(0[1-9]|1[0-2])[-_.]?(0[1-9]|[12][0-9]|3[01])(?![0-9])")
@@ -175,6 +175,24 @@ def relative_days(text: str, published: date | None, start: int = 0, end: int | 
         first = m.start("unit")
         out.append({"text": text[first : m.end()], "date": value, "start": first, "end": m.end()})
     return sorted(out, key=lambda d: d["start"])
+
+
+def day_fit(published: date | None, text: str, wanted: date) -> float:
+    """How well an article fits a question about the day `wanted`, 0..1: half for being dated that day or the next
+    (a report is filed the same day, or collected the day after), half for naming that day in its text (a relative
+    day resolved to it, as in "أمس الاثنين", or the day and month written out)."""
+    if published is None:
+        return 0.0
+    fit = 0.5 if 0 <= (published - wanted).days <= 1 else 0.0
+    if any(d["date"] == wanted.isoformat() for d in relative_days(text, published)) or _names_day(text, wanted):
+        fit += 0.5
+    return fit
+
+
+def _names_day(text: str, wanted: date) -> bool:
+    months = "|".join(re.escape(m) for m, i in MONTHS.items() if i == wanted.month)
+    pattern = rf"(?<!\d){wanted.day}\s*(?:من\s*)?(?:شهر\s*)?[وبل]?(?:{months})(?![\u0621-\u064a])"
+    return re.search(pattern, text.translate(DIGITS), re.IGNORECASE) is not None
 
 
 def spell_day(value: str) -> str:

@@ -8,6 +8,7 @@ import threading
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import faiss
@@ -19,6 +20,7 @@ from pydantic import ConfigDict
 
 from rag.articles import unpack_text
 from rag.crosslingual import Concept, Lexicon, NameMatcher, QueryConcept, get_lexicon, translate_question
+from rag.dates import day_fit
 from rag.embed import Embedder, model_fingerprint
 from rag.lexical import BM25, QUESTION_WORDS_AR, analyze, bm25_terms, normalize_arabic, query_words
 from rag.query_encoder import QueryEncoder, UnsupportedModel
@@ -34,8 +36,10 @@ from rag.store import (
     read_faiss,
     read_meta,
 )
-from rag.timeq import DateRange, DocFilter, parse_date
+from rag.timeq import DateRange, DocFilter, Period, asks_latest, parse_date, question_period
 from rag.vectors import decode_spans, set_search_params
+
+RECENCY_BAND = 0.06  # a "latest" question's story: candidates scoring within this of the best (bench.timebench)
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Hit:
     margin: float = 0.0  # best cosine minus the mean of the 20 best: how much the top stands out
     lexical_lead: float = 0.0  # 1 minus the mean of the five best articles' BM25 (the best is 1): how it stands out
     copies: list[str] = field(default_factory=list)  # articles holding a copy of this chunk (syndicated stories)
+    time: float = 0.0  # the bonus for fitting the time the question names (a day, or "the latest"), in `score`
 
 
 def latin_share(text: str) -> float:
@@ -419,15 +424,50 @@ class SearchIndex:
                         if cid not in dense:
                             dense[cid] = float(self.vectors.reconstruct(cid) @ qvec)
             fused = {c: s + weight * float(lexical[self.chunk_doc_row[self.row_of[c]]]) for c, s in dense.items()}
+            timed = self.time_prior(question, fused)
+            fused = {c: s + timed.get(c, 0.0) for c, s in fused.items()}
             margin = self._distinct_margin(dense)
             lexical_lead = self._distinct_lexical_lead(lexical) if weight > 0 else 0.0
             hits = []
             for cid, copies in self._distinct_chunks(sorted(fused, key=lambda c: -fused[c]), k):
                 lex = float(lexical[self.chunk_doc_row[self.row_of[cid]]])
                 hit = self._hit(cid, dense[cid], lex, fused[cid], margin)
-                hit.lexical_lead, hit.copies = lexical_lead, copies
+                hit.lexical_lead, hit.copies, hit.time = lexical_lead, copies, timed.get(cid, 0.0)
                 hits.append(hit)
             return hits
+
+    def time_prior(self, question: str, base: dict[int, float]) -> dict[int, float]:
+        """A bounded bonus per candidate chunk (by its `base` score) for the time the question names.
+
+        A day, week or month in the corpus's range ("on Monday 10 August 2015", "last week", "on Thursday": relative
+        ones count from the newest article): `time_weight` times its article's fit (`_period_fit`).
+
+        A "latest" question: among the articles whose best chunk scores within RECENCY_BAND of the best one (the
+        reports of the story), `recency_weight` over the rank of its day, newest first (1, 1/2, 1/3, ...). A prior,
+        not a sort: an older report that answers can still beat a newer one that does not.
+        """
+        rows = {c: int(self.chunk_doc_row[self.row_of[c]]) for c in base}
+        period = question_period(question, now=self.date_range.last)
+        if period and period.precision != "year" and self.settings.time_weight and not self.date_range.outside(period):
+            fit = {r: self._period_fit(r, period) for r in set(rows.values())}
+            return {c: self.settings.time_weight * fit[r] for c, r in rows.items() if fit[r]}
+        if not (self.settings.recency_weight and base and asks_latest(question)):
+            return {}
+        top = max(base.values())
+        story = {r: self.days[r] for c, r in rows.items() if base[c] >= top - RECENCY_BAND and self.days[r]}
+        if len(set(story.values())) < 2:
+            return {}
+        newest = sorted(set(story.values()), reverse=True)  # the story's days, newest first: 1, 1/2, 1/3, ...
+        fresh = {r: 1.0 / (1 + newest.index(day)) for r, day in story.items()}
+        return {c: self.settings.recency_weight * fresh[r] for c, r in rows.items() if r in fresh}
+
+    def _period_fit(self, row: int, period: Period) -> float:
+        """An article's fit to a day (`rag.dates.day_fit`), or 1.0 for one dated within a week or month (or the day
+        after it: a report is often collected the next day)."""
+        day = self.days[row]
+        if period.precision == "day":
+            return day_fit(day, self.article_text(self.doc_ids[row]), period.start)
+        return float(day is not None and period.start <= day <= period.end + timedelta(days=1))
 
     def admitted(self, where: DocFilter) -> np.ndarray:
         """Which articles (by row) a filter admits, as a boolean array."""
@@ -525,5 +565,6 @@ def hit_document(h: Hit) -> Document:
             "margin": h.margin,
             "lexical_lead": h.lexical_lead,
             "copies": h.copies,
+            "time": h.time,
         },
     )

@@ -32,6 +32,8 @@ class Settings:
         0.5  # RAG_QUERY_CENTERING: share of the English-question mean taken out of a Latin-script question
     )
     lexical_weight_cross: float = 0.05  # RAG_LEXICAL_WEIGHT_CROSS: the same for a Latin-script question's translation
+    time_weight: float = 0.3  # RAG_TIME_WEIGHT: bonus for an article that fits a day the question names (0..1 fit)
+    recency_weight: float = 0.1  # RAG_RECENCY_WEIGHT: bonus for the newest candidate of a "latest" question
     lexicon: Path = Path("/usr/share/dictd")  # RAG_LEXICON: folder with FreeDict's freedict-eng-ara.index/.dict.dz
     lexicon_cache: Path = field(default_factory=lambda: PROJECT_ROOT / "models" / "lexicon")  # RAG_LEXICON_CACHE
     max_translations: int = 6  # RAG_MAX_TRANSLATIONS: Arabic alternatives kept per English word

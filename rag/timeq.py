@@ -41,7 +41,7 @@ class Period:
 
     start: date
     end: date
-    precision: str  # "day" | "month" | "year"
+    precision: str  # "day" | "week" | "month" | "year"
     text: str  # as written in the question
 
     def label(self, arabic: bool = False) -> str:
@@ -49,6 +49,9 @@ class Period:
         month = MONTH_NAMES_AR[self.start.month] if arabic else calendar.month_name[self.start.month]
         if self.precision == "day":
             return f"{self.start.day} {month} {self.start.year}"
+        if self.precision == "week":
+            end = Period(self.end, self.end, "day", "").label(arabic)
+            return f"{self.start.day} {month} {self.start.year} – {end}"
         if self.precision == "month":
             return f"{month} {self.start.year}"
         return str(self.start.year)
@@ -58,8 +61,58 @@ def _month_of(name: str) -> int:
     return MONTHS[name.lower()]
 
 
-def question_period(question: str) -> Period | None:
-    """The most precise time the question names, or None: "on 4 December 2015", "في ديسمبر 2015", "in 2014"."""
+WEEKDAYS_EN = {name.lower(): i for i, name in enumerate(calendar.day_name)}
+WEEKDAYS_AR = {"الاثنين": 0, "الإثنين": 0, "الثلاثاء": 1, "الأربعاء": 2, "الاربعاء": 2, "الخميس": 3, "الجمعة": 4,
+               "السبت": 5, "الأحد": 6, "الاحد": 6}  # fmt: skip
+_AR = "\u0621-\u064a"
+# Times named relative to "now" (the newest article, or a given day): yesterday, last week, last month, on Thursday.
+_RELATIVE_Q = re.compile(
+    r"\b(?P<yesterday>yesterday)\b|\blast\s+(?P<unit>week|month)\b"
+    rf"|\b(?:on|last)\s+(?P<wd>{'|'.join(WEEKDAYS_EN)})\b"
+    rf"|(?<![{_AR}])(?P<yesterday_ar>أمس|امس|البارحة)(?![{_AR}])"
+    rf"|(?<![{_AR}])(?:ب|في\s+)?(?P<unit_ar>الأسبوع|الاسبوع|الشهر)\s+الماضي(?![{_AR}])"
+    rf"|(?<![{_AR}])يوم\s+(?P<wd_ar>{'|'.join(WEEKDAYS_AR)})(?![{_AR}])",
+    re.IGNORECASE,
+)
+
+
+def relative_period(question: str, now: date) -> Period | None:
+    """A time named relative to `now`: "yesterday"/"أمس" (the day before), "last week"/"الأسبوع الماضي" (Monday to
+    Sunday of the week before now's), "last month"/"الشهر الماضي", "on Thursday"/"يوم الخميس" (the last Thursday on
+    or before now)."""
+    m = _RELATIVE_Q.search(question)
+    if m is None:
+        return None
+    words = m.group(0).strip()
+    if m.group("yesterday") or m.group("yesterday_ar"):
+        day = now - timedelta(days=1)
+        return Period(day, day, "day", words)
+    unit = (m.group("unit") or m.group("unit_ar") or "").lower()
+    if unit in ("week", "الأسبوع", "الاسبوع"):
+        monday = now - timedelta(days=now.weekday() + 7)
+        return Period(monday, monday + timedelta(days=6), "week", words)
+    if unit:
+        last = now.replace(day=1) - timedelta(days=1)
+        return Period(last.replace(day=1), last, "month", words)
+    weekday = WEEKDAYS_EN.get((m.group("wd") or "").lower(), WEEKDAYS_AR.get(m.group("wd_ar") or "", 0))
+    day = now - timedelta(days=(now.weekday() - weekday) % 7)
+    return Period(day, day, "day", words)
+
+
+def question_period(question: str, now: date | None = None) -> Period | None:
+    """The most precise time the question names, or None: "on 4 December 2015", "في ديسمبر 2015", "in 2014"; with
+    `now` (the newest article's day), also a relative one: "yesterday", "last week", "on Thursday" (`relative_period`).
+    """
+    if now is not None and (relative := relative_period(question, now)) and not _names_date(question):
+        return relative
+    return _absolute_period(question)
+
+
+def _names_date(question: str) -> bool:
+    return _absolute_period(question) is not None
+
+
+def _absolute_period(question: str) -> Period | None:
     text = question.translate(DIGITS)
     for precision, pattern in _PATTERNS:
         for m in pattern.finditer(text):
@@ -81,6 +134,22 @@ def question_period(question: str) -> Period | None:
                 continue
             return Period(d, d, "day", m.group(0).strip())
     return None
+
+
+# "What is the latest toll?", "ما آخر مستجدات...", "بحسب آخر الأخبار", "أحدث": the newest report is wanted. A bare
+# "آخر" also means "another", so it counts only before words that make it "latest".
+LATEST = re.compile(
+    r"\b(?:latest|most recent|newest|most up-to-date|current(?:ly)?|so far|now stands?|stand now)\b"
+    r"|(?<![\u0621-\u064a])(?:أحدث|احدث|حتى الآن|حتى الان)"
+    r"|(?<![\u0621-\u064a])(?:آخر|اخر)\s+(?:ما|مستجدات|المستجدات|الأخبار|الاخبار|أخبار|اخبار|التطورات|تطورات|"
+    r"حصيلة|الأنباء|الانباء|التقارير|المعلومات|ما\s+تكشف)",
+    re.IGNORECASE,
+)
+
+
+def asks_latest(question: str) -> bool:
+    """The question asks for the newest state of a story ("the latest death toll", "ما آخر مستجدات")."""
+    return bool(LATEST.search(question))
 
 
 def parse_date(value: str | None) -> date | None:

@@ -3,6 +3,7 @@ change."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 
@@ -145,3 +146,69 @@ def test_a_when_question_gets_the_resolved_date_first(tmp_path, settings, embedd
 
     text = article_text(c.doc_id, index_dir)
     assert text[c.dates[0]["start"] : c.dates[0]["end"]] == "أمس (الأحد)"
+
+
+def _dated_corpus(tmp_path, settings, embedder, records: list[tuple[str, str, str]]):
+    """An index of (id, date, text) records as one .jsonl (outlet "okaz") among the tests' distractor articles, and a
+    chain over it per settings."""
+    from distractors import write_distractors
+
+    from rag.answering import make_chain
+    from rag.retrieve import SearchIndex
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    rows = [{"id": i, "title": "", "text": t, "date": d, "source": "okaz"} for i, d, t in records]
+    (seeds / "news.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    write_distractors(seeds)
+    build_index(seeds, tmp_path / "index", settings=settings, embedder=embedder, progress=False)
+    return lambda s: make_chain(SearchIndex(tmp_path / "index", s, embedder=embedder))
+
+
+BRENT = [
+    ("b1", "2015-07-25", "استقر سعر مزيج برنت عند التسوية يوم الجمعة عند 54.62 دولار للبرميل بعد تراجع الطلب الصيني."),
+    ("b2", "2015-08-04", "أنهى خام برنت تعاملات أمس الاثنين عند 49.52 دولار للبرميل عند التسوية."),
+    ("b3", "2015-08-11", "ارتفع سعر مزيج برنت عند التسوية يوم الاثنين إلى 50.41 دولار للبرميل مع صعود الأسهم."),
+]
+
+
+def test_a_day_in_the_question_ranks_that_days_report_first(tmp_path, settings, embedder):
+    chain = _dated_corpus(tmp_path, settings, embedder, BRENT)
+    question = "At what price did Brent crude settle on Monday 3 August 2015?"
+    a = chain(settings).invoke(question)
+    assert a.found and a.citations[0].doc_id.endswith("b2") and "49.52" in a.citations[0].quote
+    # without the time prior the best-worded report of another day comes first: the prior is what picks the day
+    flat = chain(dataclasses.replace(settings, time_weight=0.0)).invoke(question)
+    assert not flat.citations[0].doc_id.endswith("b2")
+
+
+SURUC = [
+    ("s1", "2015-07-21", "قالت وزارة الداخلية التركية اليوم إن انفجارا في بلدة سروج أسفر عن مقتل 27 شخصا."),
+    ("s2", "2015-07-23", "ارتفعت حصيلة قتلى التفجير الانتحاري في بلدة سروج التركية إلى 30 قتيلا."),
+    ("s3", "2015-08-10", "التفجير الانتحاري في سروج أوقع 32 قتيلا ونسب لتنظيم داعش، بحسب السلطات التركية."),
+]
+
+
+def test_a_latest_question_quotes_the_newest_report_first(tmp_path, settings, embedder):
+    chain = _dated_corpus(tmp_path, settings, embedder, SURUC)
+    question = "What is the latest death toll from the suicide bombing in Suruc?"
+    a = chain(settings).invoke(question)
+    assert a.found and "32" in a.citations[0].quote and a.citations[0].date.startswith("2015-08-10")
+    flat = chain(dataclasses.replace(settings, recency_weight=0.0)).invoke(question)
+    assert "32" not in flat.citations[0].quote  # the recency prior is what puts the newest first
+
+
+def test_relative_times_in_a_question_count_from_the_newest_article():
+    from datetime import date
+
+    from rag.timeq import question_period
+
+    now = date(2015, 8, 11)  # a Tuesday
+    assert question_period("What did the cabinet decide yesterday?", now).start == date(2015, 8, 10)
+    week = question_period("ماذا حدث في اليمن الأسبوع الماضي؟", now)
+    assert (week.start, week.end, week.precision) == (date(2015, 8, 3), date(2015, 8, 9), "week")
+    assert question_period("What happened on Thursday?", now).start == date(2015, 8, 6)
+    assert question_period("ماذا قرر مجلس الوزراء يوم الاثنين؟", now).start == date(2015, 8, 10)
+    # an explicit date wins over its weekday, and without a "now" nothing relative is read
+    assert question_period("on Monday 3 August 2015", now).start == date(2015, 8, 3)
+    assert question_period("What did the cabinet decide yesterday?") is None
