@@ -209,6 +209,16 @@ def distinct_quotes(evidence: list[Evidence]) -> tuple[list[Evidence], dict[tupl
     return kept, copies
 
 
+# A bracketed number in an article's own text ("[1]", "【٢】"): it would read as a citation marker in an answer.
+_BRACKETED = re.compile(r"[\[【]\s*([0-9٠-٩۰-۹]+(?:\s*[,،]\s*[0-9٠-٩۰-۹]+)*)\s*[\]】]")
+
+
+def shown_quote(quote: str) -> str:
+    """A quote as the answer text shows it: the article's own bracketed numbers in parentheses ("[1]" -> "(1)"), so
+    that none can pass for a citation marker. `Citation.quote` keeps the article's characters."""
+    return _BRACKETED.sub(r"(\1)", quote)
+
+
 def stamp_citations(index: SearchIndex, citations: list[Citation]) -> None:
     """Give each citation its article's date and link."""
     for c in citations:
@@ -282,7 +292,7 @@ class ExtractiveAnswerer:
                     also_in=list(dict.fromkeys([*copies.get((e.doc_id, e.start), []), *e.copies])),
                 )
             )
-        text = " ".join(f"{c.quote} [{c.n}]" for c in citations)
+        text = " ".join(f"{shown_quote(c.quote)} [{c.n}]" for c in citations)
         return Answer(question, text, True, citations)
 
     def _merge_adjacent(self, chosen: list[Evidence]) -> list[Evidence]:

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import re
+import time
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -265,6 +266,25 @@ def _bulk_articles(records: Iterator[tuple[int, Callable[[], tuple]]], source: s
             yield make_article(f"{source}#{rid}", title, body, source, url, date, outlet)
         except SkippedInput as exc:
             yield SkippedInput(f"{where}: {exc}")
+
+
+UPLOAD_TEMP_PREFIX = ".upload-"  # an upload's file on its way into seeds/: hidden, so never read as an article
+
+
+def remove_leftovers(seeds_dir: Path, min_age: float = 60.0) -> int:
+    """Delete the temporary files an interrupted upload left in seeds/ (older than `min_age` seconds, so a live
+    upload's file is never taken); returns how many."""
+    if not seeds_dir.is_dir():
+        return 0
+    removed = 0
+    for path in seeds_dir.glob(f"{UPLOAD_TEMP_PREFIX}*"):
+        try:
+            if path.is_file() and time.time() - path.stat().st_mtime >= min_age:
+                path.unlink()
+                removed += 1
+        except OSError:
+            continue
+    return removed
 
 
 def seed_files(seeds_dir: Path) -> list[Path]:

@@ -8,6 +8,7 @@ import logging
 import os
 import sqlite3
 import sys
+import zlib
 from pathlib import Path
 
 from rag.settings import Settings
@@ -258,8 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         _print_err(f"error: {msg}")
         return 2
-    except sqlite3.Error as exc:
-        _print_err(f"error: the index database failed ({exc}): run `rag index` to check and repair it")
+    except (sqlite3.Error, zlib.error) as exc:  # SQLite, or compressed text, read from damaged pages
+        from rag.store import damaged
+
+        index_dir = getattr(args, "index", None) or Settings.from_env().index_dir
+        _print_err(f"error: {damaged(Path(index_dir), exc)}")
         return 2
     except OSError as exc:  # permissions, a full disk, a path that is not what it should be
         where = f" {exc.filename}" if exc.filename else ""

@@ -18,7 +18,9 @@ from rag.lexical import query_words, strip_controls
 
 MAX_MESSAGES = 12  # the last six turns are read; older ones are dropped
 MAX_MESSAGE_CHARS = 4000  # each message is cut to this many characters
-HISTORY_FORMAT = "history must be a list of {'role': 'user' | 'assistant', 'content': str} messages, oldest first"
+HISTORY_FORMAT = (
+    "history must be a list of {'role': 'user' | 'assistant', 'content': str or text parts} messages, oldest first"
+)
 
 # Words by which a question points back into the conversation.
 _EN_CUES = re.compile(
@@ -51,14 +53,29 @@ def read_history(history: object) -> list[Message]:
         raise ValueError(f"{HISTORY_FORMAT}; got {type(history).__name__}")
     messages = []
     for i, m in enumerate(history):
-        if (
-            not isinstance(m, dict)
-            or m.get("role") not in ("user", "assistant")
-            or not isinstance(m.get("content"), str)
-        ):
+        if not isinstance(m, dict) or m.get("role") not in ("user", "assistant"):
             raise ValueError(f"{HISTORY_FORMAT}; message {i} is {str(m)[:80]!r}")
-        messages.append(Message(m["role"], m["content"][:MAX_MESSAGE_CHARS]))
+        try:
+            text = content_text(m.get("content"))
+        except ValueError as exc:
+            raise ValueError(f"{HISTORY_FORMAT}; message {i}: {exc}") from None
+        messages.append(Message(m["role"], text[:MAX_MESSAGE_CHARS]))
     return messages[-MAX_MESSAGES:]
+
+
+def content_text(content: object) -> str:
+    """A message's text: a string, or OpenAI content parts ([{"type": "text", "text": ...}]) joined by spaces.
+
+    Raises:
+        ValueError: for anything else (an image part, a number), in one line.
+    """
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list) and all(isinstance(p, dict) for p in content):
+        if any(p.get("type") != "text" or not isinstance(p.get("text"), str) for p in content):
+            raise ValueError("only text content parts are supported")
+        return " ".join(p["text"] for p in content)
+    raise ValueError("content must be a string or a list of text parts")
 
 
 def leans_on_context(question: str) -> bool:

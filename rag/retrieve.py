@@ -355,7 +355,10 @@ class SearchIndex:
             row = self.conn.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
             if row is None:
                 raise KeyError(f"no article {doc_id!r} in the index at {self.index_dir}")
-            self._texts[doc_id] = text = unpack_text(row[0])
+            try:
+                self._texts[doc_id] = text = unpack_text(row[0])
+            except (zlib.error, UnicodeDecodeError) as exc:  # a damaged page inside the stored text
+                raise damaged(self.index_dir, exc) from exc
             while len(self._texts) > 64:
                 self._texts.popitem(last=False)
             return text

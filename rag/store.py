@@ -22,7 +22,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.articles import Article, content_hash, pack_text, read_articles, seed_files
+from rag.articles import Article, content_hash, pack_text, read_articles, remove_leftovers, seed_files
 from rag.chunking import chunk_sentences, split_sentences
 from rag.embed import Embedder, batched_by_length, model_fingerprint
 from rag.lexical import bm25_terms
@@ -195,9 +195,10 @@ def damaged(index_dir: Path, exc: BaseException | str) -> IndexError_:
     """The one-line error for an index whose database cannot be read (or is busy)."""
     if "locked" in str(exc):
         return IndexError_(f"the index at {index_dir} is busy (another build is writing it): try again when it ends")
+    detail = " ".join(str(exc).split())[:200]  # one line, whatever SQLite or zlib said
     return IndexError_(
-        f"the index database at {index_dir} is damaged or unreadable ({exc}): "
-        f"move the folder away and run `rag index` to build it again"
+        f"the index database at {index_dir} is damaged or unreadable ({detail}): `rag index` cannot repair it; "
+        f"move the folder away (mv {index_dir} {index_dir}.damaged) and run `rag index` to build it again"
     )
 
 
@@ -346,6 +347,8 @@ def build_index(
     index = Path(index_dir) if index_dir is not None else settings.index_dir
     warn = on_warning or log.warning
     check_seeds_folder(seeds)
+    if leftovers := remove_leftovers(seeds):
+        warn(f"removed {leftovers} temporary file(s) an interrupted upload left in {seeds}")
     fingerprint = embedder.fingerprint if embedder else model_fingerprint(str(settings.model))
     want = expected_meta(settings, fingerprint)
     conn = connect(make_index_folder(index) / DB_NAME)
@@ -396,6 +399,9 @@ def build_index(
             if before_commit:
                 before_commit()
             stats.chunks = _count(conn, "chunks")
+            conn.close()
+            if warm:  # a repaired or re-kinded FAISS file is a new generation: its caches are made now, not per ask
+                _warm(index, settings, warn)
             stats.seconds = time.perf_counter() - t0
             return stats
 
@@ -665,9 +671,13 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
         )
     )
     _atomic_write(index / MANIFEST, json.dumps({**meta, **counts}, indent=2, ensure_ascii=False))
-    for old in index.glob("vectors-*.faiss"):
+    for old in index.glob("vectors-*.faiss"):  # committed already: a stale file that will not go costs only space
         if old.name != faiss_file:
-            old.unlink(missing_ok=True)
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    old.unlink(missing_ok=True)
     for old in index.glob("cache-*"):  # what readers derived from older generations (see SearchIndex._cached)
         if old.name != f"cache-{generation}":
             shutil.rmtree(old, ignore_errors=True)

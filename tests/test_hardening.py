@@ -321,7 +321,8 @@ def test_serving_off_loopback_needs_auth_or_read_only(capsys, monkeypatch):
 
     one_line_error(capsys, ["serve", "--host", "0.0.0.0"], "RAG_AUTH=user:password")
     assert server_auth("0.0.0.0", Settings(), read_only=True) is None
-    assert server_auth("0.0.0.0", Settings(auth="ana:s3cret"), read_only=False) == ("ana", "s3cret")
+    guard = server_auth("0.0.0.0", Settings(auth="ana:s3cret-pass"), read_only=False)
+    assert guard("ana", "s3cret-pass") and not guard("ana", "wrong")
     assert server_auth("127.0.0.1", Settings(), read_only=False) is None
     with pytest.raises(ValueError, match="user:password"):
         server_auth("0.0.0.0", Settings(auth="no-colon"), read_only=False)
@@ -333,13 +334,14 @@ def test_auth_guards_the_api_and_read_only_has_no_upload(service, settings):
     from test_ui import _free_port
 
     from ui.app import ChatService, start_app
+    from ui.guard import LoginGuard
 
-    app, url = start_app(service, "127.0.0.1", _free_port(), auth=("ana", "s3cret"))
+    app, url = start_app(service, "127.0.0.1", _free_port(), auth=LoginGuard("ana", "s3cret-pass"))
     try:
         for endpoint in ("ask", "add"):
             r = httpx.post(f"{url}/gradio_api/call/{endpoint}", json={"data": ["why did Albania cut ties?"]})
             assert r.status_code in (401, 403), (endpoint, r.status_code)
-        data = Client(url, auth=("ana", "s3cret"), verbose=False).predict(QUESTION_AR, api_name="/ask")
+        data = Client(url, auth=("ana", "s3cret-pass"), verbose=False).predict(QUESTION_AR, api_name="/ask")
         assert data["found"]
     finally:
         app.close()
@@ -352,3 +354,135 @@ def test_auth_guards_the_api_and_read_only_has_no_upload(service, settings):
         assert not any(d.get("api_name") == "add" for d in config["dependencies"])
     finally:
         app.close()
+
+
+# -- what the hostile probe found (issue 23) ---------------------------------------------------------------------
+def test_a_read_only_chat_takes_no_raw_upload(service, settings):
+    import httpx
+    from test_ui import _free_port
+
+    from ui.app import ChatService, start_app
+
+    ro = ChatService(service.index_dir, service.seeds_dir, settings, read_only=True)
+    ro.index._embedder = service.index._embedder
+    app, url = start_app(ro, "127.0.0.1", _free_port())
+    try:
+        r = httpx.post(f"{url}/gradio_api/upload", files={"files": ("x.txt", b"A" * 1000)})
+        assert r.status_code == 403 and "read-only" in r.text
+    finally:
+        app.close()
+
+
+def test_an_uploads_temp_copies_are_deleted_whatever_the_outcome(service, tmp_path):
+    good, bad = tmp_path / "good.txt", tmp_path / "bad.txt"
+    good.write_text("خبر جيد\nافتتحت بلدية دوريس حديقة جديدة.", encoding="utf-8")
+    bad.write_bytes("عنوان\nنص".encode("cp1256"))
+    assert service.add_paths([str(bad)], replace=False).startswith("refused:")
+    assert service.add_paths([str(good)], replace=False).startswith("added: good.txt")
+    assert not good.exists() and not bad.exists()
+
+
+def test_uploaded_files_get_the_mode_of_the_rest_of_seeds(service):
+    plain = service.seeds_dir / "made-here.txt"
+    plain.write_text("x", encoding="utf-8")
+    assert service.add_files([("uploaded.txt", "عنوان\nنص مرفوع جديد.".encode())], replace=False).startswith("added")
+    assert (service.seeds_dir / "uploaded.txt").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize("name", ["hello\u061c.txt", "\u0600news.txt", "a\u06dd.txt", "\u202etxt.md", "a\u200f.txt"])
+def test_file_names_with_format_or_direction_characters_are_refused(name):
+    from ui.uploads import UploadRejected, check_name
+
+    with pytest.raises(UploadRejected, match="format or direction"):
+        check_name(name)
+    assert check_name("مقال الرياض (1).txt") == "مقال الرياض (1).txt"  # Arabic letters are welcome
+
+
+def test_a_bracketed_number_in_an_article_cannot_pass_for_a_marker(tmp_path, settings, embedder):
+    import re
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    body = "أعلنت بلدية دوريس [1] افتتاح حديقة جديدة على شاطئ البحر بتكلفة مليوني يورو [2]."
+    (seeds / "park.txt").write_text("حديقة دوريس\n" + body, encoding="utf-8")
+    build_index(seeds, tmp_path / "index", settings=settings, embedder=embedder, progress=False)
+    a = rag.answer("ما الذي افتتحته بلدية دوريس؟", index_dir=tmp_path / "index")
+    assert a.found and "[1]" in a.citations[0].quote  # the citation keeps the article's characters
+    markers = [int(n) for n in re.findall(r"\[(\d+)\]", a.text)]
+    assert markers == [c.n for c in a.citations] and "دوريس (1)" in a.text
+
+
+def test_rest_calls_may_leave_out_the_history_and_a_refusal_is_one_log_line(service, capfd):
+    import httpx
+    from test_ui import _free_port
+
+    from ui.app import start_app
+
+    app, url = start_app(service, "127.0.0.1", _free_port())
+    try:
+
+        def call(data: list) -> str:
+            event = httpx.post(f"{url}/gradio_api/call/ask", json={"data": data}).json()["event_id"]
+            return httpx.get(f"{url}/gradio_api/call/ask/{event}", timeout=120).text
+
+        assert '"found": true' in call([QUESTION_AR])
+        capfd.readouterr()
+        refused = call([QUESTION_AR, "not a list"])
+        assert "event: error" in refused and "history must be a list" in refused
+        parts = [{"role": "user", "content": [{"type": "text", "text": "what about Albania?"}]}]
+        assert '"found": true' in call([QUESTION_AR, parts])  # OpenAI content parts in a history
+    finally:
+        app.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_logins_are_throttled_and_short_passwords_refused():
+    import time
+
+    from rag.settings import Settings
+    from ui.guard import LoginGuard, server_auth
+
+    with pytest.raises(ValueError, match="at least 8 characters"):
+        server_auth("0.0.0.0", Settings(auth="ana:x"), read_only=False)
+    guard = LoginGuard("ana", "right-password", attempts=5, window=60, lockout=0.5)
+    assert [guard("ana", f"guess{i}") for i in range(5)] == [False] * 5
+    assert not guard("ana", "right-password")  # locked out: even the right password waits
+    time.sleep(0.6)
+    assert guard("ana", "right-password")
+
+
+def test_a_damaged_page_in_a_stored_text_names_the_real_fix(built, capsys):
+    import sqlite3
+
+    _seeds, index = built
+    db = sqlite3.connect(index / store.DB_NAME)
+    (blob,) = db.execute("SELECT text FROM documents").fetchone()
+    db.execute("UPDATE documents SET text = ?", (bytes(blob[:10]) + bytes(len(blob) - 10),))
+    db.commit()
+    db.close()
+    line = one_line_error(capsys, ["ask", "why did Albania cut ties?", "--index", str(index)], "cannot repair it")
+    assert f"mv {index} {index}.damaged" in line
+
+
+def test_a_folder_in_place_of_the_vector_file_is_repaired_with_status_0_and_warm(built, capsys, settings):
+    from rag.retrieve import is_warm
+
+    seeds, index = built
+    path = _faiss_file(index)
+    path.unlink()
+    path.mkdir()
+    assert main(["index", "--seeds", str(seeds), "--index", str(index), "--quiet"]) == 0
+    assert "rebuilt from stored vectors" in capsys.readouterr().err
+    generation = json.loads((index / store.MANIFEST).read_text())["generation"]
+    assert not path.exists() and is_warm(index, generation)
+
+
+def test_rag_index_removes_what_an_interrupted_upload_left(built, capsys):
+    seeds, index = built
+    stale, live = seeds / ".upload-stale", seeds / ".upload-live"
+    stale.write_text("half an upload", encoding="utf-8")
+    live.write_text("an upload being written now", encoding="utf-8")
+    os.utime(stale, (0, 0))
+    assert main(["index", "--seeds", str(seeds), "--index", str(index), "--quiet"]) == 0
+    assert not stale.exists() and live.exists()
+    assert "removed 1 temporary file(s)" in capsys.readouterr().err

@@ -232,7 +232,10 @@ def test_browser_shows_article_markup_as_text(running):
     pw, browser = _browser()
     outside: list[str] = []
     try:
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        context = browser.new_context(
+            viewport={"width": 1300, "height": 900}, permissions=["clipboard-read", "clipboard-write"]
+        )
+        page = context.new_page()
         origin = url.rstrip("/")
 
         def guard(route):  # record, and never send, any request that is not for the app itself
@@ -262,6 +265,10 @@ def test_browser_shows_article_markup_as_text(running):
             shown = page.locator("#chat [data-testid=bot] .message-content").last.inner_text()
             for c in expected.citations:
                 assert c.quote in shown, (c.quote, shown)  # character for character, tags and all
+            # the copy button copies the article's characters, not the escaped text the page was given
+            page.locator("#chat button[aria-label='Copy message']").last.click()
+            copied = page.evaluate("() => navigator.clipboard.readText()")
+            assert all(c.quote in copied for c in expected.citations) and "&lt;" not in copied, copied
         for selector in ("#pwn-div", "#pwn-form", "#pwn-pass", "#pwn-img", "#chat a", "#chat img[src*=tracker]"):
             assert page.locator(selector).count() == 0, selector
         assert page.evaluate("() => window.pwned") is None

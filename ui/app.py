@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-import ipaddress
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -24,13 +24,13 @@ from rag.retrieve import SearchIndex
 from rag.settings import Settings
 from rag.store import build_index
 from rag.timeq import DocFilter
+from ui.guard import block_uploads, is_loopback, server_auth
 from ui.openai_api import mount_api
 from ui.uploads import (
     CheckedUpload,
     Corpus,
     UploadRejected,
     check_upload,
-    remove_leftovers,
     undo_writes,
     write_uploads,
 )
@@ -52,9 +52,24 @@ HEAD = """
     if (!el.hasAttribute("dir")) el.setAttribute("dir", "auto");
   });
   new MutationObserver(mark).observe(document.documentElement, {childList: true, subtree: true});
+  // The copy button copies the message as shown (the article's own characters), not the HTML-escaped text the
+  // page is given, and without the small print under an answer.
+  document.addEventListener("click", (ev) => {
+    const button = ev.target.closest && ev.target.closest('#chat button[aria-label="Copy message"]');
+    const row = button && button.closest(".message-buttons")?.previousElementSibling;
+    const content = row && row.querySelector(".message-content");
+    if (!content || !navigator.clipboard) return;
+    ev.stopImmediatePropagation();
+    ev.preventDefault();
+    const shown = content.cloneNode(true);
+    shown.querySelectorAll(".searched").forEach((n) => n.remove());
+    navigator.clipboard.writeText(shown.innerText.trim());
+  }, true);
 })();
 </script>
 """
+
+log = logging.getLogger(__name__)
 
 CSS = """
 :root { --arabic-fonts: "Noto Naskh Arabic", "Noto Sans Arabic", "Amiri", "DejaVu Sans", "Tahoma", sans-serif; }
@@ -151,6 +166,19 @@ class ChatService:
                 return self._add(files, replace)
         finally:
             self._slots.release()
+
+    def add_paths(self, paths: list[str], replace: bool) -> str:
+        """Add the files Gradio received into its temp folder (see `add_files`), then delete those copies, whatever
+        the outcome: an upload leaves nothing behind in the temp folder."""
+        if not paths:
+            return "Choose one or more .txt, .md or .jsonl files first."
+        try:
+            return self.add_files([(Path(f).name, Path(f).read_bytes()) for f in paths], replace)
+        except Exception as exc:  # one line in the status box, never a bare "Error"
+            return f"refused: {exc}; the corpus is unchanged"
+        finally:
+            for f in paths:
+                Path(f).unlink(missing_ok=True)
 
     def _add(self, files: list[tuple[str, bytes]], replace: bool) -> str:
         self.index.refresh()
@@ -309,6 +337,24 @@ def _stream(text: str, step: int = 6) -> Iterator[str]:
         yield as_text(" ".join(words[:i]))
 
 
+class ChatBlocks(gr.Blocks):
+    """Blocks whose API functions may be called over REST with only their first arguments (`/gradio_api/call/ask`
+    with just a question): the rest take their defaults (None), as they do from gradio_client."""
+
+    OPTIONAL_TAIL = ("ask_api", "ask_stream")
+
+    def validate_inputs(self, block_fn, inputs: list) -> None:
+        if block_fn.name in self.OPTIONAL_TAIL and 0 < len(inputs) < len(block_fn.inputs):
+            inputs.extend([None] * (len(block_fn.inputs) - len(inputs)))
+        super().validate_inputs(block_fn, inputs)
+
+
+def refused(exc: Exception) -> gr.Error:
+    """A bad request's one-line error for the client, logged as one line (not a traceback) on the server."""
+    log.info("refused request: %s", exc)
+    return gr.Error(str(exc), print_exception=False)
+
+
 def create_app(service: ChatService) -> gr.Blocks:
     def respond(question: str, history: list[dict], since: str = "", until: str = "", outlets=None):
         question = (question or "").strip()
@@ -354,7 +400,7 @@ def create_app(service: ChatService) -> gr.Blocks:
         try:
             return service.ask(question, history, DocFilter.of(since, until, outlets)).to_dict()
         except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refused(exc) from None
 
     def ask_stream(question: str, history: list[dict] | None = None) -> Iterator[dict]:
         """Like /ask, streamed: {"text": ..., "done": false} as the answer grows (an LLM's markers held back until
@@ -362,7 +408,7 @@ def create_app(service: ChatService) -> gr.Blocks:
         try:
             result = service.prepare(question, history)
         except ValueError as exc:
-            raise gr.Error(str(exc)) from exc
+            raise refused(exc) from None
         if isinstance(result, Answer):
             yield {**result.to_dict(), "done": True}
             return
@@ -370,15 +416,10 @@ def create_app(service: ChatService) -> gr.Blocks:
             yield {**item.to_dict(), "done": True} if isinstance(item, Answer) else {"text": item, "done": False}
 
     def add(files: list[str] | None, replace: bool, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
-        if not files:
-            return "Choose one or more .txt, .md or .jsonl files first.", service.documents()
-        try:
-            uploads = [(Path(f).name, Path(f).read_bytes()) for f in files]
-            return service.add_files(uploads, bool(replace)), service.documents()
-        except Exception as exc:  # one line in the status box, never a bare "Error"
-            return f"refused: {exc}; the corpus is unchanged", service.documents()
+        return service.add_paths(files or [], bool(replace)), service.documents()
 
-    with gr.Blocks(title="Arabic news QA", analytics_enabled=False) as app:
+    # Gradio keeps uploaded files in its temp folder: those older than an hour go, checked every ten minutes
+    with ChatBlocks(title="Arabic news QA", analytics_enabled=False, delete_cache=(600, 3600)) as app:
         gr.Markdown("## Ask the Arabic news articles\nQuestions in English or Arabic; answers quote their sources.")
         gr.Markdown(service.time_range, elem_id="time-range")
         if (warning := lexicon_status(service.settings.lexicon)) is not None:
@@ -456,8 +497,6 @@ def ensure_ready(settings: Settings, index_dir: Path, seeds_dir: Path, read_only
         convert(model)
     if read_only:
         return
-    if removed := remove_leftovers(seeds_dir):
-        print(f"removed {removed} temporary file(s) an interrupted upload left in {seeds_dir}", flush=True)
     # Every start brings the index in step with seeds/ (articles that landed while the chat was down, or an upload
     # a crash interrupted); with nothing to do this takes a fraction of a second and loads no model.
     print(f"bringing the index at {index_dir} in step with {seeds_dir} …", flush=True)
@@ -465,32 +504,7 @@ def ensure_ready(settings: Settings, index_dir: Path, seeds_dir: Path, read_only
     print(f"index: {stats.summary()}", flush=True)
 
 
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 and localhost: only this machine can connect."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
-def server_auth(host: str, settings: Settings, read_only: bool) -> tuple[str, str] | None:
-    """Gradio's `auth` for this server; refuses (ValueError) to serve off loopback with neither RAG_AUTH nor
-    --read-only, since anyone who reaches the port could then change the corpus."""
-    auth = None
-    if settings.auth:
-        user, sep, password = settings.auth.partition(":")
-        if not sep or not user or not password:
-            raise ValueError("RAG_AUTH must be user:password (both non-empty)")
-        auth = (user, password)
-    if not is_loopback(host) and auth is None and not read_only:
-        raise ValueError(
-            f"serving on {host} lets anyone who reaches the port add articles: "
-            "set RAG_AUTH=user:password, or start with --read-only"
-        )
-    return auth
-
-
-def start_app(service: ChatService, host: str, port: int, auth: tuple[str, str] | None = None) -> tuple[gr.Blocks, str]:
+def start_app(service: ChatService, host: str, port: int, auth=None) -> tuple[gr.Blocks, str]:
     """Build and start the app for `service` without blocking; returns it and its URL."""
     app = create_app(service)
     app.queue(default_concurrency_limit=4, max_size=256)
@@ -509,6 +523,8 @@ def start_app(service: ChatService, host: str, port: int, auth: tuple[str, str] 
         footer_links=["api"],
         max_file_size=service.settings.max_upload_bytes * 5,
     )
+    if service.read_only:
+        block_uploads(app.server_app)
     # the OpenAI-compatible API and MCP, same process and port (ui/openai_api.py)
     mount_api(app.server_app, service, host, port, service.settings.api_key, service.read_only, is_loopback(host))
     return app, f"http://{host}:{port}"

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from rag.answering import Answer
+from rag.conversation import content_text
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +48,10 @@ def message_text(content: object, where: str) -> str:
     """A message's text: a string, or OpenAI content parts ([{"type": "text", "text": ...}]) joined."""
     if content is None:
         return ""
-    if isinstance(content, str):
-        text = content
-    elif isinstance(content, list) and all(isinstance(p, dict) for p in content):
-        if any(p.get("type") != "text" or not isinstance(p.get("text"), str) for p in content):
-            raise ApiError(400, f"{where}: only text content parts are supported", where)
-        text = " ".join(p["text"] for p in content)
-    else:
-        raise ApiError(400, f"{where}: content must be a string or a list of text parts", where)
+    try:
+        text = content_text(content)
+    except ValueError as exc:
+        raise ApiError(400, f"{where}: {exc}", where) from None
     if len(text) > MAX_CONTENT_CHARS:
         raise ApiError(400, f"{where}: content is over {MAX_CONTENT_CHARS:,} characters", where, "content_too_long")
     return text

@@ -13,10 +13,17 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.articles import BULK_SUFFIX, TEXT_SUFFIXES, Article, SkippedInput, parse_jsonl, parse_text_file
+from rag.articles import (
+    BULK_SUFFIX,
+    TEXT_SUFFIXES,
+    UPLOAD_TEMP_PREFIX,
+    Article,
+    SkippedInput,
+    parse_jsonl,
+    parse_text_file,
+)
 
 _SAFE_NAME = re.compile(r"^[\w\u0600-\u06ff][\w\u0600-\u06ff .()+-]{0,118}$")
-TEMP_PREFIX = ".upload-"  # hidden, so an interrupted move is never read as an article; removed at start-up
 
 
 class UploadRejected(ValueError):
@@ -54,6 +61,11 @@ def check_name(name: str) -> str:
     name = unicodedata.normalize("NFKC", name or "")
     if not name or "/" in name or "\\" in name or "\x00" in name or name in (".", ".."):
         raise UploadRejected(f"{name!r}: file names may not contain folders")
+    hidden = next((c for c in name if unicodedata.category(c) in ("Cf", "Cc", "Co", "Cs", "Cn")), None)
+    if hidden is not None:  # U+061C, U+0600-0605, U+06DD, bidi overrides: a name that looks like another
+        raise UploadRejected(
+            f"{name!r}: file names may not hold invisible format or direction characters (U+{ord(hidden):04X})"
+        )
     if ".." in name or name.startswith("."):
         raise UploadRejected(f"{name!r}: file names may not start with '.' or contain '..'")
     suffix = Path(name).suffix.lower()
@@ -144,7 +156,8 @@ def write_uploads(uploads: list[CheckedUpload], seeds_dir: Path) -> list[tuple[P
             if target.is_symlink() or target.resolve().parent != seeds_dir.resolve():
                 raise UploadRejected(f"{upload.name}: would be written outside the seeds folder")
             previous = target.read_bytes() if target.exists() else None
-            fd, tmp = tempfile.mkstemp(dir=seeds_dir, prefix=TEMP_PREFIX)
+            fd, tmp = tempfile.mkstemp(dir=seeds_dir, prefix=UPLOAD_TEMP_PREFIX)
+            os.fchmod(fd, new_file_mode())  # mkstemp makes it 0600; an article is as readable as the rest of seeds/
             with os.fdopen(fd, "wb") as fh:
                 fh.write(upload.data)
                 fh.flush()
@@ -157,6 +170,17 @@ def write_uploads(uploads: list[CheckedUpload], seeds_dir: Path) -> list[tuple[P
     return done
 
 
+def new_file_mode() -> int:
+    """The mode a plain new file gets from this process's umask (0644 under the usual 022), read without changing
+    the umask (os.umask would, for every thread)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = 0o022
+    return 0o666 & ~umask
+
+
 def undo_writes(written: list[tuple[Path, bytes | None]]) -> None:
     """Put back what `write_uploads` replaced, and remove what it added."""
     for target, previous in reversed(written):
@@ -164,11 +188,3 @@ def undo_writes(written: list[tuple[Path, bytes | None]]) -> None:
             target.unlink(missing_ok=True)
         else:
             target.write_bytes(previous)
-
-
-def remove_leftovers(seeds_dir: Path) -> int:
-    """Delete temporary files an interrupted upload left in seeds/; returns how many."""
-    leftovers = list(seeds_dir.glob(f"{TEMP_PREFIX}*")) if seeds_dir.is_dir() else []
-    for path in leftovers:
-        path.unlink(missing_ok=True)
-    return len(leftovers)
