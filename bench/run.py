@@ -23,6 +23,8 @@ import numpy as np
 from bench.api import api_overhead
 from bench.baseline import NaiveRetriever
 from bench.calibrate import followup_figures, news_index, xquad_quarter, xquad_split_index
+from bench.claims import KINDS as CLAIM_KINDS
+from bench.claims import claim_figures
 from bench.data import (
     DataMissing,
     Question,
@@ -607,6 +609,22 @@ def time_report(t: dict) -> list[str]:
     )
 
 
+def claims_report(c: dict) -> list[str]:
+    """The LLM verifier's section (`bench.claims.claim_figures`): support alone, then with the content checks."""
+    rows = []
+    for lang in ("en", "ar"):
+        for kind in CLAIM_KINDS:
+            name = f"test {lang} {kind} {'kept' if kind == 'supported' else 'dropped'}"
+            target = ">= 0.85" if kind == "supported" else (">= 0.95" if kind != "injection" else "1.00")
+            rows.append([f"{lang}: {kind} {name.rsplit(' ', 1)[1]}", c["support only"][name],
+                         c["support and content checks"][name], target])  # fmt: skip
+    return _table(
+        f"LLM verifier: adversarial claims, XQuAD test quarters ({c['n claims']} claims; bench/claims.py)",
+        ["claims", "support only (before)", "support and content checks", "target"],
+        rows,
+    )
+
+
 def report(results: dict, quick: bool, seconds: float) -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     lines = [
@@ -736,6 +754,8 @@ def report(results: dict, quick: bool, seconds: float) -> str:
         )
     if results.get("time"):
         lines += time_report(results["time"])
+    if results.get("claims"):
+        lines += claims_report(results["claims"])
     if results.get("api"):
         lines += _table(
             "OpenAI-compatible API (news corpus, loopback HTTP)",
@@ -856,6 +876,8 @@ def main(argv: list[str] | None = None) -> int:
     results["dates"] = {**date_figures(root, 2000 if args.quick else None), **resolved_day_figures(root)}
     log("time: the time dev set's test half through the chain, over its articles and same-week distractors")
     results["time"] = time_figures(root, settings, embedder)
+    log("claims: the LLM verifier on adversarial claims from XQuAD's test quarters")
+    results["claims"] = claim_figures(root, settings, embedder, halves=("test",), n=1500 if args.quick else None)
     log("near-topic refusal: answers left out of the news corpus, XQuAD paragraphs left out")
     results["leftout"] = leftout_figures(root, settings, embedder, args.quick)
     (work / "results.json").write_text(json.dumps(results, indent=2, default=str))  # kept if a later stage fails

@@ -26,18 +26,21 @@ __all__ = [
 
 MAX_K = 100  # chunks handed to the answerer, at most
 _lock = threading.Lock()
-_indexes: dict[Path, SearchIndex] = {}
+_indexes: dict[tuple[Path, Settings], SearchIndex] = {}
 _chains: dict[tuple, tuple] = {}
 
 
-def get_index(index_dir: str | Path | None = None) -> SearchIndex:
-    """The loaded index at `index_dir` (default: RAG_INDEX_DIR or index/), loaded once per process."""
-    settings = Settings.from_env()
+def get_index(index_dir: str | Path | None = None, settings: Settings | None = None) -> SearchIndex:
+    """The loaded index at `index_dir` (default: the settings' index folder), read with `settings` (default: from
+    the RAG_* environment), loaded once per process for each folder and settings."""
+    settings = settings or Settings.from_env()
     path = Path(index_dir).resolve() if index_dir is not None else settings.index_dir.resolve()
     with _lock:
-        if path not in _indexes:
-            _indexes[path] = SearchIndex(path, settings)
-        return _indexes[path]
+        if (path, settings) not in _indexes:
+            if len(_indexes) >= 8:  # many settings tried in one process: forget the oldest index
+                _indexes.pop(next(iter(_indexes)))
+            _indexes[(path, settings)] = SearchIndex(path, settings)
+        return _indexes[(path, settings)]
 
 
 def answer(
@@ -48,6 +51,7 @@ def answer(
     since: str | None = None,
     until: str | None = None,
     outlets: list[str] | None = None,
+    settings: Settings | None = None,
 ) -> Answer:
     """Answer `question` (English or Arabic) from the indexed articles, with numbered citations.
 
@@ -60,6 +64,7 @@ def answer(
         since, until: only articles dated on or after / on or before these days (YYYY-MM-DD); undated ones are out.
         outlets: only articles from these outlets (a record's `source`, a folder) or files. A filter that matches
             no article refuses, and says so: it never falls back to the whole corpus.
+        settings: every tunable (`rag.settings.Settings`); default: read from the RAG_* environment.
 
     With RAG_LLM_URL set, a local OpenAI-compatible LLM writes the answer in the question's language and every
     sentence is verified against the passages it cites (`rag.llm`); follow-ups are rewritten by it first.
@@ -77,15 +82,15 @@ def answer(
     from rag.answering import make_chain, prepare_question
     from rag.conversation import answer_in_context, read_history
 
-    settings = Settings.from_env()
+    settings = settings or Settings.from_env()
     max_chars = settings.max_question_chars
     question = prepare_question(question, max_chars)  # before loading anything
     if k is not None and not (isinstance(k, int) and 1 <= k <= MAX_K):
         raise ValueError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
     messages = read_history(history)
     where = DocFilter.of(since, until, outlets)
-    index = get_index(index_dir)
-    key = (index.index_dir, k, settings.llm_url, settings.llm_model, where)
+    index = get_index(index_dir, settings)
+    key = (index.index_dir, k, settings, where)
     with _lock:
         if key not in _chains:  # built once per index and filter; the index itself reloads on new builds
             if len(_chains) >= 64:  # many distinct filters: forget the oldest chain
@@ -99,7 +104,8 @@ def answer(
             _chains[key] = (make_chain(index, k, answerer=composer, compose=False, where=where), composer)
     chain, composer = _chains[key]
     condense = (lambda q, h: composer.condense(q, h, max_chars)) if composer else None
-    result = answer_in_context(chain.invoke, question, messages, max_chars=max_chars, condense=condense)
+    accept = composer.rewrite_holds if composer else None
+    result = answer_in_context(chain.invoke, question, messages, max_chars=max_chars, condense=condense, accept=accept)
     return result if isinstance(result, Answer) else composer.compose(result)
 
 

@@ -24,7 +24,6 @@ from rag.values import DATE_EXPRESSION, expected_value
 
 NOT_FOUND_EN = "The indexed articles do not cover this question, so there is no answer to give."
 NOT_FOUND_AR = "لا تتناول المقالات المفهرسة هذا السؤال، لذلك لا توجد إجابة."
-_ARABIC = re.compile("[\u0600-\u06ff]")
 
 
 @dataclass
@@ -97,7 +96,7 @@ def prepare_question(question: object, max_chars: int) -> str:
 
 
 def not_found_text(question: str) -> str:
-    return NOT_FOUND_AR if _ARABIC.search(question) else NOT_FOUND_EN
+    return NOT_FOUND_EN if is_cross_lingual(question) else NOT_FOUND_AR
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import os
 import sqlite3
 import sys
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 from rag.settings import Settings
@@ -65,26 +66,33 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _use_llm(args: argparse.Namespace) -> None:
-    """--llm / --llm-model: this process's RAG_LLM_URL / RAG_LLM_MODEL."""
-    if getattr(args, "llm", None):
-        os.environ["RAG_LLM_URL"] = args.llm
-    if getattr(args, "llm_model", None):
-        os.environ["RAG_LLM_MODEL"] = args.llm_model
+def _use_llm(args: argparse.Namespace, settings: Settings) -> Settings:
+    """The settings with --llm / --llm-model in place of RAG_LLM_URL / RAG_LLM_MODEL (the environment is left as
+    it is)."""
+    return replace(
+        settings,
+        llm_url=getattr(args, "llm", None) or settings.llm_url,
+        llm_model=getattr(args, "llm_model", None) or settings.llm_model,
+    )
 
 
 def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from rag import answer
 
-    _use_llm(args)
-
+    settings = _use_llm(args, settings)
     result = answer(
-        args.question, k=args.k, index_dir=args.index, since=args.since, until=args.until, outlets=args.outlet
+        args.question,
+        k=args.k,
+        index_dir=args.index,
+        since=args.since,
+        until=args.until,
+        outlets=args.outlet,
+        settings=settings,
     )
     if args.json:
         from rag import get_index
 
-        r = get_index(args.index).date_range
+        r = get_index(args.index, settings).date_range
         data = result.to_dict()
         data["corpus_dates"] = {"first": str(r.first or ""), "last": str(r.last or ""), "undated": r.undated}
         print(json.dumps(data, ensure_ascii=False, indent=None if args.compact else 2))
@@ -126,9 +134,8 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
     from rag import answer, get_index
     from rag.refusal import RefusalModel
 
-    _use_llm(args)
-
-    get_index(args.index)  # a missing or mismatched index, or a bad setting, ends the chat at once (status 2)
+    settings = _use_llm(args, settings)
+    get_index(args.index, settings)  # a missing or mismatched index, or a bad setting, ends the chat at once (status 2)
     RefusalModel.load(settings.refusal_model)
     history: list[dict] = []
     print("Ask in English or Arabic. /new starts a new conversation; /quit or Ctrl-D ends.", flush=True)
@@ -147,7 +154,7 @@ def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:
             print("(new conversation)")
             continue
         try:
-            result = answer(line, k=args.k, index_dir=args.index, history=history)
+            result = answer(line, k=args.k, index_dir=args.index, history=history, settings=settings)
         except ValueError as exc:  # a bad question ends nothing: say so and ask again
             _print_err(f"error: {exc}")
             continue

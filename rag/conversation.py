@@ -107,6 +107,7 @@ def answer_in_context(
     head_start: float = 1.0,
     max_chars: int = 2000,
     condense: Callable[[str, list[Message]], str | None] | None = None,
+    accept: Callable[[str, str, list[Message], object], bool] | None = None,
 ):
     """Ask the question alone and with its context; keep the reading the refusal model finds more answerable,
     giving the context reading `head_start` when the question leans on the conversation. With the default, a
@@ -117,13 +118,16 @@ def answer_in_context(
     with `confidence` and `searched_question`.
 
     With `condense` (an LLM's rewrite of a follow-up as a standalone question, `rag.llm.LLMComposer.condense`), a
-    question with a history is searched and answered as its rewrite; when the rewrite fails, as above.
+    question with a history is searched and answered as its rewrite, when `accept(rewrite, question, history,
+    result)` holds (`rag.llm.LLMComposer.rewrite_holds`); when the rewrite fails or is not accepted, as above.
     """
     expanded = context_question(question, history, max_chars)
     if expanded is not None and condense is not None:
         standalone = condense(question, history)
         if standalone:
-            return ask({"question": standalone, "search": standalone, "asked": question})
+            result = ask({"question": standalone, "search": standalone, "asked": question})
+            if accept is None or accept(standalone, question, history, result):
+                return result
     alone = ask(question)
     if expanded is None:
         return alone

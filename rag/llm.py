@@ -30,8 +30,10 @@ from rag.answering import (
 )
 from rag.chunking import split_sentences
 from rag.conversation import Message
-from rag.retrieve import SearchIndex, latin_share
+from rag.lexical import analyze, normalize_arabic, query_words
+from rag.retrieve import SearchIndex, is_cross_lingual
 from rag.settings import Settings
+from rag.verify import claim_gap, injected, numbers_in
 
 # Support = cosine(sentence as a query, passage sentence) + SUPPORT_OVERLAP x the sentence's word overlap with it;
 # kept at >= RAG_LLM_SUPPORT. Both chosen on XQuAD's tuning quarters by `python -m bench.calibrate --support`.
@@ -97,7 +99,8 @@ class Draft:
 
 
 def answer_language(question: str) -> str:
-    return "English" if latin_share(question) > 0.5 else "Arabic"
+    """The language the LLM answers in: the question's, by the one rule the whole pipeline uses (`is_cross_lingual`)."""
+    return "English" if is_cross_lingual(question) else "Arabic"
 
 
 def make_chat(settings: Settings, streaming: bool = False):
@@ -129,6 +132,17 @@ def visible_prefix(text: str) -> str:
     if stripped and NO_ANSWER.startswith(stripped[: len(NO_ANSWER)]):
         return ""
     return _PARTIAL.sub("", text)
+
+
+def complete_sentences(reply: str) -> str:
+    """The reply up to the end of its last complete sentence: one that another sentence (not only markers) has
+    followed. An unfinished marker, or a reply that may still become the no-answer reply, holds everything back."""
+    visible = visible_prefix(reply)
+    spans = list(split_sentences(visible))
+    starts = [sp for sp in spans if not _ONLY_MARKERS.match(visible[sp.start : sp.end])]
+    if len(starts) < 2:
+        return ""
+    return visible[: starts[-1].start].rstrip()
 
 
 def reply_sentences(reply: str) -> list[str]:
@@ -221,15 +235,21 @@ class LLMComposer:
             return self.fallback(draft, NOTICE_FAILED.format(reason=_reason(exc)))
 
     def stream(self, draft: Draft) -> Iterator[str | Answer]:
-        """The reply's visible text as it grows (markers held back until complete), then the verified Answer."""
-        reply, finished = "", False
+        """The verified part of the reply as it grows, then the verified Answer. A sentence appears only once it is
+        complete (the next one has begun) and its cited passage supports it, with its markers renumbered as in the
+        final answer; nothing unverified is ever yielded."""
+        reply, finished, done, shown = "", False, "", ""
         try:
             for chunk in self.stream_chat.stream(self.messages(draft)):
                 reply += _text(chunk.content)
                 finished = finished or bool((chunk.response_metadata or {}).get("finish_reason"))
-                shown = visible_prefix(reply)
-                if shown:
-                    yield shown
+                complete = complete_sentences(reply)
+                if complete != done:
+                    done = complete
+                    text = self.verified(draft, done)[0]
+                    if text != shown:
+                        shown = text
+                        yield shown
             if not finished:
                 raise LLMError("the reply was cut off")
             answer = self.verify(draft, reply)
@@ -261,9 +281,18 @@ class LLMComposer:
             return Answer(
                 asked, not_found_text(asked), False, [], draft.confidence, draft.searched_question, "llm", [], ""
             )
-        sentences = reply_sentences(reply)
-        cleaned = [_clean(MARKER.sub(" ", s)) for s in sentences]
-        vectors = self.index.queries.embed_queries([c or "-" for c in cleaned])
+        text, citations, dropped = self.verified(draft, reply)
+        if not text:
+            answer = self.fallback(draft, NOTICE_UNVERIFIED)
+            answer.dropped = dropped
+            return answer
+        return Answer(asked, text, True, citations, draft.confidence, draft.searched_question, "llm", dropped, "")
+
+    def verified(self, draft: Draft, reply: str) -> tuple[str, list[Citation], list[str]]:
+        """The reply's supported sentences with renumbered markers, their citations, and the dropped sentences."""
+        sentences = reply_sentences(reply.strip()) if reply.strip() else []
+        cleaned = [strip_markers(s) for s in sentences]
+        vectors = self.index.queries.embed_queries([c or "-" for c in cleaned]) if cleaned else []
         by_n = {p.n: p for p in draft.passages}
         keys: dict[tuple[str, int, int], int] = {}
         citations: list[Citation] = []
@@ -279,10 +308,10 @@ class LLMComposer:
             numbers = []
             for n in valid:
                 p = by_n[n]
-                scores = support_scores(self.index, clean, vec, p)
-                best = int(np.argmax(scores)) if len(scores) else -1
-                if best < 0 or float(scores[best]) < self.support:
+                found = supporting_sentence(self.index, clean, vec, p, self.support)
+                if found is None:
                     continue
+                best, score = found
                 start, end = p.sentences[best]
                 key = (p.doc_id, start, end)
                 if key not in keys:
@@ -298,7 +327,7 @@ class LLMComposer:
                             start,
                             end,
                             p.text,
-                            round(float(scores[best]), 4),
+                            round(score, 4),
                         )
                     )
                 numbers.append(keys[key])
@@ -307,13 +336,7 @@ class LLMComposer:
             else:
                 dropped.append(clean)
         stamp_citations(self.index, citations)
-        if not kept_text:
-            answer = self.fallback(draft, NOTICE_UNVERIFIED)
-            answer.dropped = dropped
-            return answer
-        return Answer(
-            asked, " ".join(kept_text), True, citations, draft.confidence, draft.searched_question, "llm", dropped, ""
-        )
+        return " ".join(kept_text), citations, dropped
 
     # -- follow-ups ------------------------------------------------------------------------------------------
     def condense(self, question: str, history: list[Message], max_chars: int = 2000) -> str | None:
@@ -330,10 +353,51 @@ class LLMComposer:
         line = next((x.strip() for x in reply.splitlines() if x.strip()), "")
         return line[:max_chars] or None
 
+    def rewrite_holds(self, standalone: str, question: str, history: list[Message], result: Draft | Answer) -> bool:
+        """Whether an LLM's rewrite of a follow-up may stand for it: no link or instruction, and every word that is
+        not in the question or the conversation found (translated, for English) in the passages it retrieved. An
+        injected instruction or a new topic fails, and the LLM-free reading is used instead."""
+        if injected(standalone):
+            return False
+        seen = {normalize_arabic(w) for w in query_words(" ".join([question, *(m.content for m in history)]))}
+        new = [w for w in query_words(standalone) if normalize_arabic(w) not in seen]
+        if not new:
+            return True
+        if isinstance(result, Draft):
+            texts = [p.text for p in result.passages]
+        else:
+            texts = [c.passage for c in result.citations]
+        terms = frozenset(analyze(" ".join(texts)))
+        concepts = self.index.concepts(" ".join(new))
+        return bool(texts and concepts) and all(c.found_in(terms) for c in concepts)
 
-def numbers_in(text: str) -> set[str]:
-    """The numbers written in digits (Arabic-Indic too), without leading zeros."""
-    return {n.lstrip("0") or "0" for n in re.findall(r"\d+", text.translate(_DIGITS))}
+
+def strip_markers(sentence: str) -> str:
+    """An LLM sentence without its [n] markers, its spaces tidied: the claim to verify."""
+    return _clean(MARKER.sub(" ", sentence))
+
+
+def sentence_and_around(passage: Passage, i: int) -> tuple[str, str]:
+    """Sentence `i` of a passage, and the same with its neighbours (a claim may join two sentences' facts)."""
+    a, b = max(0, i - 1), min(len(passage.sentence_texts), i + 2)
+    return passage.sentence_texts[i], " ".join(passage.sentence_texts[a:b])
+
+
+def supporting_sentence(
+    index: SearchIndex, claim: str, vector: np.ndarray, passage: Passage, threshold: float
+) -> tuple[int, float] | None:
+    """The passage sentence that supports `claim` (its index and support score), or None: the best sentence by
+    `support_scores` must reach `threshold` and pass the content checks of `rag.verify.claim_gap` (links and
+    instructions, numbers, names, concepts, negation)."""
+    scores = support_scores(index, claim, vector, passage)
+    if not len(scores):
+        return None
+    best = int(np.argmax(scores))
+    if float(scores[best]) < threshold:
+        return None
+    if claim_gap(index, claim, float(scores[best]), *sentence_and_around(passage, best), passage.text):
+        return None
+    return best, float(scores[best])
 
 
 def support_scores(index: SearchIndex, claim: str, vector: np.ndarray, passage: Passage) -> np.ndarray:

@@ -253,15 +253,18 @@ class RefusalModel:
         )
 
     @classmethod
-    def load(cls, path: str | Path) -> RefusalModel:
+    def load(
+        cls, path: str | Path, features: tuple[str, ...] = FEATURES, refit: str = "python -m bench.calibrate"
+    ) -> RefusalModel:
+        """A model file of this version over `features` (the refusal model's by default; `rag.verify` loads its claim
+        model with its own), or one line naming the command that refits it."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise RefusalModelError(f"cannot read the refusal model {path} ({exc}): reinstall the project") from exc
-        if data.get("version") != MODEL_VERSION or tuple(data.get("features", ())) != FEATURES:
+            raise RefusalModelError(f"cannot read the model {path} ({exc}): reinstall the project") from exc
+        if data.get("version") != MODEL_VERSION or tuple(data.get("features", ())) != features:
             raise RefusalModelError(
-                f"refusal model {path} is not version {MODEL_VERSION} with this project's features: "
-                "refit it with `python -m bench.calibrate`"
+                f"model {path} is not version {MODEL_VERSION} with this project's features: refit it with `{refit}`"
             )
         return cls(
             tuple(data["features"]),

@@ -117,3 +117,30 @@ def test_k_out_of_range_is_one_clear_error(seed_index, k):
         answer("why did Albania cut ties?", k=k, index_dir=seed_index)
     out = _rag("ask", "why did Albania cut ties?", "-k", str(k), "--index", str(seed_index))
     assert out.returncode == 2 and out.stderr.startswith("error: k must be") and "Traceback" not in out.stderr
+
+
+def test_answer_and_get_index_follow_the_settings_they_are_given(seed_index, settings):
+    from dataclasses import replace
+
+    from rag import get_index
+
+    question = "why did Albania cut ties?"
+    wide = answer(question, index_dir=seed_index, settings=settings)
+    narrow = answer(question, index_dir=seed_index, settings=replace(settings, max_sentences=1))
+    assert len(wide.citations) > 1 and len(narrow.citations) == 1  # not the index cached for the other settings
+    assert get_index(seed_index, settings) is get_index(seed_index, settings)
+    assert get_index(seed_index, replace(settings, top_k=2)).settings.top_k == 2
+
+
+def test_one_language_rule_for_mixed_questions():
+    from rag.answering import NOT_FOUND_AR, NOT_FOUND_EN, not_found_text
+    from rag.llm import answer_language
+    from rag.retrieve import is_cross_lingual
+
+    for question, english in (
+        ("What did Mandiant say about ألبانيا?", True),
+        ("ماذا قالت Mandiant عن ألبانيا؟", False),
+    ):
+        assert is_cross_lingual(question) == english
+        assert answer_language(question) == ("English" if english else "Arabic")
+        assert not_found_text(question) == (NOT_FOUND_EN if english else NOT_FOUND_AR)

@@ -138,7 +138,10 @@ class ChatService:
         max_chars = self.settings.max_question_chars
         question = prepare_question(question, max_chars)
         condense = (lambda q, h: self.composer.condense(q, h, max_chars)) if self.composer else None
-        return answer_in_context(invoke, question, read_history(history), max_chars=max_chars, condense=condense)
+        accept = self.composer.rewrite_holds if self.composer else None
+        return answer_in_context(
+            invoke, question, read_history(history), max_chars=max_chars, condense=condense, accept=accept
+        )
 
     def documents(self) -> list[list]:
         return [
