@@ -442,8 +442,8 @@ class SearchIndex:
     def time_prior(self, question: str, base: dict[int, float]) -> dict[int, float]:
         """A bounded bonus per candidate chunk (by its `base` score) for the time the question names.
 
-        A day, week or month in the corpus's range ("on Monday 10 August 2015", "last week", "on Thursday": relative
-        ones count from the newest article): `time_weight` times its article's fit (`_period_fit`).
+        A day or a week in the corpus's range ("on Monday 10 August 2015", "last week", "on Thursday": relative ones
+        count from the newest article): `time_weight` times its article's fit (`_period_fit`).
 
         A "latest" question: among the articles whose best chunk scores within RECENCY_BAND of the best one (the
         reports of the story), `recency_weight` over the rank of its day, newest first (1, 1/2, 1/3, ...). A prior,
@@ -451,7 +451,14 @@ class SearchIndex:
         """
         rows = {c: int(self.chunk_doc_row[self.row_of[c]]) for c in base}
         period = question_period(question, now=self.date_range.last)
-        if period and period.precision != "year" and self.settings.time_weight and not self.date_range.outside(period):
+        # a day or a week, not a month: "by the end of June" is reported in July, so a month says little of the date
+        # of the report (on the news dev set a month prior cost one English question its evidence)
+        if (
+            period
+            and period.precision in ("day", "week")
+            and self.settings.time_weight
+            and not self.date_range.outside(period)
+        ):
             fit = {r: self._period_fit(r, period) for r in set(rows.values())}
             return {c: self.settings.time_weight * fit[r] for c, r in rows.items() if fit[r]}
         if not (self.settings.recency_weight and base and asks_latest(question)):
@@ -465,8 +472,8 @@ class SearchIndex:
         return {c: self.settings.recency_weight * fresh[r] for c, r in rows.items() if r in fresh}
 
     def _period_fit(self, row: int, period: Period) -> float:
-        """An article's fit to a day (`rag.dates.day_fit`), or 1.0 for one dated within a week or month (or the day
-        after it: a report is often collected the next day)."""
+        """An article's fit to a day (`rag.dates.day_fit`), or 1.0 for one dated within a week (or the day after it:
+        a report is often collected the next day)."""
         day = self.days[row]
         if period.precision == "day":
             return day_fit(day, self.article_text(self.doc_ids[row]), period.start)
