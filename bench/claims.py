@@ -175,14 +175,8 @@ def verdicts(index: SearchIndex, rows: list[dict], settings: Settings, x: np.nda
 
 
 def rules_pass(r: dict, settings: Settings) -> bool:
-    """The support threshold and `rag.verify.claim_gap`'s rules (links and instructions, numbers, negation)."""
-    sentence = r["sentence"]
-    return (
-        r["support"] >= settings.llm_support
-        and not verify.injected(r["clean"])
-        and verify.numbers_in(r["clean"]) <= verify.numbers_in(r["passage"])
-        and not (verify.negated(r["clean"]) and not verify.negated(sentence))
-    )
+    """The support threshold (which refuses a number the passage lacks) and `rag.verify.rule_gap`'s rules."""
+    return r["support"] >= settings.llm_support and not verify.rule_gap(r["clean"], r["sentence"])
 
 
 def fit(rows: list[dict], x: np.ndarray, settings: Settings):

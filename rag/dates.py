@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from rag.timeq import DIGITS, MONTHS, question_period
+from rag.timeq import DIGITS, MONTHS, WEEKDAYS_AR, question_period
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 ISO_IN_NAME = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})[-_.]?(0[1-9]|1[0-2])[-_.]?(0[1-9]|[12][0-9]|3[01])(?![0-9])")
@@ -111,10 +111,7 @@ def article_date(record: str, meta: dict, name: str, text: str) -> tuple[str, st
 
 
 # -- relative days ----------------------------------------------------------------------------------------------
-WEEKDAYS = {
-    "الاثنين": 0, "الإثنين": 0, "الثلاثاء": 1, "الأربعاء": 2, "الاربعاء": 2, "الخميس": 3, "الجمعة": 4,
-    "السبت": 5, "الأحد": 6, "الاحد": 6,
-}  # fmt: skip
+WEEKDAYS = WEEKDAYS_AR  # "الخميس" -> 3 (Monday is 0)
 _DAY_WORDS = {"أول أمس": -2, "أول امس": -2, "أمس الأول": -2, "امس الأول": -2, "امس الاول": -2,
               "أول من أمس": -2, "أمس": -1, "امس": -1, "البارحة": -1, "اليوم": 0, "غدا": 1, "غداً": 1}  # fmt: skip
 _WD = "|".join(sorted(WEEKDAYS, key=len, reverse=True))

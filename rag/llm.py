@@ -33,13 +33,13 @@ from rag.conversation import Message
 from rag.lexical import analyze, normalize_arabic, query_words
 from rag.retrieve import SearchIndex, is_cross_lingual
 from rag.settings import Settings
+from rag.timeq import DIGITS
 from rag.verify import claim_gap, injected, numbers_in
 
 # Support = cosine(sentence as a query, passage sentence) + SUPPORT_OVERLAP x the sentence's word overlap with it;
 # kept at >= RAG_LLM_SUPPORT. Both chosen on XQuAD's tuning quarters by `python -m bench.calibrate --support`.
 SUPPORT_OVERLAP = 0.15
 NO_ANSWER = "NO_ANSWER"  # the fixed reply the prompt asks for when the passages do not answer
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 _NUM = r"[0-9٠-٩۰-۹]+"
 # [1]  [1, 2]  [1،2]  【1】  [١]  ... in any of these shapes, and runs of them: [1][2]
 MARKER = re.compile(rf"[\[【]\s*({_NUM}(?:\s*[,،、]\s*{_NUM})*)\s*[\]】]")
@@ -122,7 +122,7 @@ def make_chat(settings: Settings, streaming: bool = False):
 
 
 def _numbers(group: str) -> list[int]:
-    return [int(x) for x in re.split(r"\s*[,،、]\s*", group.translate(_DIGITS)) if x]
+    return [int(x) for x in re.split(r"\s*[,،、]\s*", group.translate(DIGITS)) if x]
 
 
 def visible_prefix(text: str) -> str:

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import re
 
-from rag.timeq import MONTHS_AR
+from rag.timeq import MONTHS_AR, WEEKDAYS_AR
 
 _LETTER = "\u0621-\u064a"
 NUMBER_WORDS_AR = """واحد واحدة اثنان اثنين اثنتين اثنتان ثلاث ثلاثة أربع أربعة اربع اربعة خمس خمسة ست ستة سبع سبعة ثمان
 ثماني ثمانية تسع تسعة عشر عشرة عشرات عشرين عشرون ثلاثين ثلاثون أربعين أربعون اربعين خمسين خمسون ستين ستون سبعين
 سبعون ثمانين ثمانون تسعين تسعون مئة مائة مئات مئتين مائتين مئتي ألف الف آلاف الاف ألفين ألفي مليون ملايين مليونين مليوني
 مليار مليارات مليارين ملياري نصف ربع ثلث عدة""".split()
-WEEKDAYS_AR = "الأحد الاحد الاثنين الإثنين الثلاثاء الأربعاء الاربعاء الخميس الجمعة السبت".split()
 RELATIVE_DAYS_AR = "اليوم أمس امس غدا غداً البارحة".split()
 
 
@@ -24,7 +23,7 @@ def _words(words: list[str], prefixes: str = "(?:[وبلف])?(?:ال)?", suffixe
 NUMBER = re.compile(rf"[0-9٠-٩]|{_words(NUMBER_WORDS_AR)}")
 _CLITIC = "(?:[وبلف])?"
 DATE_EXPRESSION = re.compile(
-    rf"[0-9٠-٩]|{_words(list(MONTHS_AR), _CLITIC)}|{_words(WEEKDAYS_AR + RELATIVE_DAYS_AR, _CLITIC)}"
+    rf"[0-9٠-٩]|{_words(list(MONTHS_AR), _CLITIC)}|{_words(list(WEEKDAYS_AR) + RELATIVE_DAYS_AR, _CLITIC)}"
 )
 
 ASKS_NUMBER = re.compile(r"(?:^|\W)(?:how (?:many|much|long|old|far|big|large)|كم)(?:\W|$)", re.IGNORECASE)

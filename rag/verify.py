@@ -5,7 +5,8 @@ close to an article about the Albania dispute as a true sentence does. So a clai
 threshold must also pass content checks against the passage it cites (`claim_gap`):
 - no link, e-mail address or instruction ("visit", "click", "ignore ...") in the LLM's own words: an answer states
   facts, and the article's link is in its citation; an instruction in a passage is data, never something to relay;
-- every number of the claim is in the passage (digits in either script);
+- every number of the claim is in the passage (digits in either script; `rag.llm.support_scores` gives a claim with
+  any other number no support at all);
 - a negated claim ("did not", "لم") needs a negated best sentence;
 - the claim model (`rag/data/claims.json`, a logistic regression like the refusal model's) reads what of the claim
   the passage lacks: the IDF-weighted share and mass of its concepts (translated for English, names matched to the
@@ -26,6 +27,7 @@ from rag.lexical import analyze
 from rag.refusal import RefusalModel
 from rag.retrieve import SearchIndex, is_cross_lingual
 from rag.settings import PROJECT_ROOT
+from rag.timeq import DIGITS
 
 CLAIM_MODEL = PROJECT_ROOT / "rag" / "data" / "claims.json"
 CLAIM_FEATURES = (
@@ -41,7 +43,6 @@ CLAIM_FEATURES = (
     "cross",  # an English (Latin-script) claim
 )
 
-_DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 _AR = "\u0621-\u064a"
 LINK = re.compile(
     r"https?://|\bwww\.|\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|info|io|co|me|ly|xyz|ru|example|invalid|sa|ae)\b"
@@ -72,7 +73,7 @@ CLAUSE = re.compile(
 
 def numbers_in(text: str) -> set[str]:
     """The numbers written in digits (Arabic-Indic too), without leading zeros."""
-    return {n.lstrip("0") or "0" for n in re.findall(r"\d+", text.translate(_DIGITS))}
+    return {n.lstrip("0") or "0" for n in re.findall(r"\d+", text.translate(DIGITS))}
 
 
 def injected(text: str) -> bool:
@@ -116,6 +117,16 @@ def worst_clause(index: SearchIndex, claim: str, terms: frozenset[str]) -> float
     return min(shares, default=1.0)
 
 
+def rule_gap(claim: str, sentence: str) -> str:
+    """The checks that need no model: a link or an instruction in the claim, or a negated claim whose best sentence
+    is not negated ("" when both pass). A number the passage lacks is caught earlier, by the support score."""
+    if injected(claim):
+        return "a link or an instruction"
+    if negated(claim) and not negated(sentence):
+        return "a negation the passage does not have"
+    return ""
+
+
 @cache
 def claim_model() -> RefusalModel:
     return RefusalModel.load(CLAIM_MODEL, CLAIM_FEATURES, "python -m bench.claims --fit")
@@ -130,12 +141,8 @@ def claim_gap(index: SearchIndex, claim: str, support: float, sentence: str, aro
         around: that sentence with its neighbours in the passage.
         passage: the whole cited passage.
     """
-    if injected(claim):
-        return "a link or an instruction"
-    if not numbers_in(claim) <= numbers_in(passage):
-        return "a number the passage does not hold"
-    if negated(claim) and not negated(sentence):
-        return "a negation the passage does not have"
+    if gap := rule_gap(claim, sentence):
+        return gap
     model = claim_model()
     features = claim_features(index, claim, support, around, passage)
     if model.probability(features) < model.threshold_for(bool(features["cross"])):
