@@ -99,6 +99,7 @@ class NewsItem:
     questions: list[str]  # one question, or [q1, q2] for a follow-up pair
     evidence: list[list[str]]  # evidence strings per question ([] for unanswerable)
     half: str  # "tune" | "test": split by article (unanswerable: by id)
+    type: str = ""  # what a single question asks: "how_many", "who", "where", "when", "why", "what" ("" unmarked)
 
 
 def _half(key: str) -> str:
@@ -131,7 +132,16 @@ def news_dev(root: Path) -> list[NewsItem]:
             )
         else:
             items.append(
-                NewsItem(r["id"], "single", r["lang"], r["doc_id"], [r["q"]], [r["evidence"]], _half(r["doc_id"]))
+                NewsItem(
+                    r["id"],
+                    "single",
+                    r["lang"],
+                    r["doc_id"],
+                    [r["q"]],
+                    [r["evidence"]],
+                    _half(r["doc_id"]),
+                    r.get("type", ""),
+                )
             )
     return items
 

@@ -40,6 +40,7 @@ from bench.data import (
 )
 from bench.dates import date_figures, resolved_day_figures
 from bench.leftout import leftout_figures
+from bench.shortbench import short_figures
 from bench.timebench import time_figures
 from rag.answering import Answer, make_chain, score_sentences
 from rag.conversation import answer_in_context, read_history
@@ -609,6 +610,31 @@ def time_report(t: dict) -> list[str]:
     )
 
 
+SHORT_TARGETS = {"xquad ar->ar": ">= 0.55", "xquad en->ar": ">= 0.50", "arcd-test": ">= 0.50"}
+
+
+def short_report(s: dict) -> list[str]:
+    """The short answers' sections (`bench.shortbench.short_figures`): span F1, then news answers' shape."""
+    spans = _table(
+        "Short answers: exact match and F1 against the gold spans, test halves (bench/shortbench.py)",
+        ["set", "n", "EM", "F1 (target)", "number/date questions", "given", "EM", "F1", "F1 when given"],
+        [
+            [k, s[k]["n"], s[k]["EM"], f"{s[k]['F1']:.3f} ({v})", s[k]["n typed"], s[k]["given (typed)"],
+             s[k]["EM (typed)"], s[k]["F1 (typed)"], s[k]["F1 when given"]]
+            for k, v in SHORT_TARGETS.items()
+        ],
+    )  # fmt: skip
+    news = s["news"]
+    keys = list(news["en"])
+    targets = ["", ">= 0.60 en / 0.70 ar", "<= 0.10", "<= 450", "", ">= 0.75"]
+    shape = _table(
+        "Short answers and answer shape: news dev test half (how_many/who/where/when questions for the short answer)",
+        ["measure", "en", "ar", "target"],
+        [[k, news["en"][k], news["ar"][k], t] for k, t in zip(keys, targets, strict=True)],
+    )
+    return spans + shape
+
+
 def claims_report(c: dict) -> list[str]:
     """The LLM verifier's section (`bench.claims.claim_figures`): support alone, then with the content checks."""
     rows = []
@@ -754,6 +780,8 @@ def report(results: dict, quick: bool, seconds: float) -> str:
         )
     if results.get("time"):
         lines += time_report(results["time"])
+    if results.get("short"):
+        lines += short_report(results["short"])
     if results.get("claims"):
         lines += claims_report(results["claims"])
     if results.get("api"):
@@ -876,6 +904,8 @@ def main(argv: list[str] | None = None) -> int:
     results["dates"] = {**date_figures(root, 2000 if args.quick else None), **resolved_day_figures(root)}
     log("time: the time dev set's test half through the chain, over its articles and same-week distractors")
     results["time"] = time_figures(root, settings, embedder)
+    log("short answers: span F1 on XQuAD and ARCD-test, news answers' shape, test halves")
+    results["short"] = short_figures(root, settings, embedder, "test")
     log("claims: the LLM verifier on adversarial claims from XQuAD's test quarters")
     results["claims"] = claim_figures(root, settings, embedder, halves=("test",), n=1500 if args.quick else None)
     log("near-topic refusal: answers left out of the news corpus, XQuAD paragraphs left out")

@@ -14,13 +14,13 @@ from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag.crosslingual import coverage
-from rag.dates import relative_days, spell_day
+from rag.dates import relative_days
 from rag.lexical import analyze, strip_controls
 from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual, latin_share
+from rag.short import question_matchers, short_answer, short_line
 from rag.store import max_sentence_chars
 from rag.timeq import DocFilter, parse_date
-from rag.values import DATE_EXPRESSION, expected_value
 
 NOT_FOUND_EN = "The indexed articles do not cover this question, so there is no answer to give."
 NOT_FOUND_AR = "لا تتناول المقالات المفهرسة هذا السؤال، لذلك لا توجد إجابة."
@@ -60,6 +60,7 @@ class Answer:
     missing: str = ""  # for a refusal: one line on what the articles lack (a name, an event, a time)
     partial: str = ""  # for an answer whose quotes miss much of the question: one line saying what they lack
     related: list[dict] = field(default_factory=list)  # for a refusal: the closest articles, as reading, not answer
+    short: dict = field(default_factory=dict)  # the number or date asked for, in a quote (`rag.short.ShortAnswer`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -227,15 +228,19 @@ def stamp_citations(index: SearchIndex, citations: list[Citation]) -> None:
         c.url = index.urls.get(c.doc_id, "")
 
 
-def resolved_when(question: str, citations: list[Citation]) -> str:
-    """For a "when" question whose quotes hold a relative day resolved against the article's date, that date first:
-    "Sunday 26 July 2015 — «أمس (الأحد)» [1]" ("" otherwise)."""
-    if expected_value(question) is not DATE_EXPRESSION:
-        return ""
-    for c in citations:
-        for d in c.dates:
-            return f"{spell_day(d['date'])} — «{d['text']}» [{c.n}]"
-    return ""
+def with_short_answer(index: SearchIndex, answer: Answer) -> None:
+    """Put the number or date the question asks for first in the answer ("24 hours — «24 ساعة» [1]",
+    "Sunday 26 July 2015 — «أمس (الأحد)» [1]"), when its quotes hold one (`rag.short`)."""
+    short = short_answer(
+        answer.question,
+        answer.citations,
+        index.article_text,
+        question_matchers(index, answer.question),
+        lambda doc_id: index.dates.get(doc_id, ""),
+    )
+    if short is not None:
+        answer.short = short.to_dict()
+        answer.text = f"{short_line(short, is_cross_lingual(answer.question))}\n{answer.text}"
 
 
 class ExtractiveAnswerer:
@@ -381,9 +386,8 @@ def make_chain(
             result = answer_with(question, x["docs"], x["evidence"])
             if isinstance(result, Answer):
                 stamp_citations(index, result.citations)
-                when = resolved_when(asked, result.citations)
-                if when:
-                    result.text = f"{when}\n{result.text}"
+                result.question = asked
+                with_short_answer(index, result)
                 # the quotes were chosen for the question itself (a follow-up's context only retrieved)
                 result.partial = partial_note(index, question, result.citations, model.partial_cut_for(cross))
                 if result.partial:

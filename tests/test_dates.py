@@ -139,7 +139,8 @@ def test_a_when_question_gets_the_resolved_date_first(tmp_path, settings, embedd
     index_dir = tmp_path / "index"
     build_index(seeds, index_dir, settings=settings, embedder=embedder, progress=False)
     a = answer("متى أعيد افتتاح متحف فاغنر في بايرويت؟", index_dir=index_dir)
-    assert a.found and a.text.startswith("Sunday 26 July 2015 — «أمس (الأحد)» [1]")
+    assert a.found and a.text.startswith("الأحد 26 يوليو 2015 — «أمس (الأحد)» [1]")
+    assert a.short["kind"] == "date" and a.short["value"] == "2015-07-26" and a.short["label"] == "Sunday 26 July 2015"
     c = a.citations[0]
     assert c.outlet == "aawsat" and c.dates and c.dates[0]["date"] == "2015-07-26"
     from rag import article_text

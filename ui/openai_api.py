@@ -97,7 +97,17 @@ def read_request(body: object) -> tuple[str, list[dict], bool]:
 def extras(answer: Answer) -> dict[str, Any]:
     """What this API adds to OpenAI's shape: the citations as `rag ask --json` gives them, and the decision."""
     data = answer.to_dict()
-    keys = ("citations", "found", "confidence", "searched_question", "composer", "missing", "partial", "related")
+    keys = (
+        "citations",
+        "found",
+        "confidence",
+        "searched_question",
+        "composer",
+        "missing",
+        "partial",
+        "related",
+        "short",
+    )
     return {k: data[k] for k in keys}
 
 

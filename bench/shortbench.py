@@ -1,0 +1,212 @@
+"""Short answers, measured: SQuAD-style exact match and F1 against gold spans, and news answers' shape.
+
+Usage: python -m bench.shortbench [--half tune|test] [--shared ../shared]
+
+- XQuAD English->Arabic and Arabic->Arabic (gold `answer_ar`) over the whole XQuAD index, and ARCD-test over its own
+  index: F1 over every question (no short answer scores 0), and over the questions that ask for a number or a date.
+- News dev: of the how_many/who/where/when questions, the share given a short answer that holds an evidence span,
+  and given one that does not; quoted characters per answer (median), citations per answer, and the share of shown
+  citations that hold the evidence.
+
+Normalisation before comparing (as MLQA's Arabic evaluation): Arabic diacritics and tatweel removed, alef forms
+(أ إ آ ٱ) to ا, Arabic-Indic digits to Western, punctuation removed, the article "ال" taken off each word, and
+whitespace collapsed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from collections import Counter
+from pathlib import Path
+
+from bench.data import arcd, data_dir, news_dev, write_bulk, xquad
+from rag.settings import PROJECT_ROOT, Settings
+from rag.short import asks_for, date_candidates, number_candidates
+from rag.timeq import DIGITS
+
+WORK = PROJECT_ROOT / "bench" / "work"
+_DIACRITICS = re.compile(r"[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed\u0640]")
+_PUNCT = re.compile(r"[^\w\s]")
+
+
+def normalize(text: str) -> list[str]:
+    """The words of an answer, normalised for comparison (see the module's docstring)."""
+    text = _DIACRITICS.sub("", text.translate(DIGITS))
+    text = re.sub("[أإآٱ]", "ا", text)
+    text = _PUNCT.sub(" ", text)
+    return [w[2:] if w.startswith("ال") and len(w) > 3 else w for w in text.split()]
+
+
+def f1(prediction: str, gold: str) -> float:
+    p, g = normalize(prediction), normalize(gold)
+    common = sum((Counter(p) & Counter(g)).values())
+    if not p or not g or not common:
+        return float(p == g)
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def exact(prediction: str, gold: str) -> float:
+    return float(normalize(prediction) == normalize(gold))
+
+
+def typed(question: str) -> bool:
+    return bool(asks_for(question))
+
+
+def span_rows(chain, questions) -> dict[str, float]:
+    """EM and F1 of the short answers, over every question and over the typed ones (number or date asked)."""
+    rows = []
+    for q in questions:
+        a = chain.invoke(q.text)
+        short = a.short.get("text", "") if a.found else ""
+        rows.append((typed(q.text), bool(short), exact(short, q.answer), f1(short, q.answer)))
+    typed_rows = [r for r in rows if r[0]]
+
+    def mean(xs):
+        return round(statistics.fmean(xs), 3) if xs else 0.0
+
+    return {
+        "n": len(rows),
+        "EM": mean([r[2] for r in rows]),
+        "F1": mean([r[3] for r in rows]),
+        "n typed": len(typed_rows),
+        "given (typed)": mean([r[1] for r in typed_rows]),
+        "EM (typed)": mean([r[2] for r in typed_rows]),
+        "F1 (typed)": mean([r[3] for r in typed_rows]),
+        "F1 when given": mean([r[3] for r in rows if r[1]]),
+    }
+
+
+def holds(short: dict, evidence: list[str]) -> bool:
+    """A short answer holds the evidence when its normalised words are all in one evidence span, or when its value
+    is one an evidence span states (a day written "5-7-2015م" and quoted as "يوم الأحد" that resolves to it)."""
+    words = normalize(short["text"])
+    if words and any(set(words) <= set(normalize(e)) for e in evidence):
+        return True
+    values = {v for e in evidence for _, _, _, v, _, _ in number_candidates(e, 0, len(e))}
+    values |= {v for e in evidence for _, _, v, _ in date_candidates(e, 0, len(e), None)}
+    return bool(short["value"]) and short["value"] in values
+
+
+def news_rows(chain, items) -> dict[str, dict[str, float]]:
+    """Per language: short answers on the fact questions, and the shape of every answer."""
+    out = {}
+    for lang in ("en", "ar"):
+        mine = [i for i in items if i.lang == lang and i.kind in ("single", "followup")]
+        answers = [(i, chain.invoke(i.questions[0])) for i in mine]
+        facts = [(i, a) for i, a in answers if i.type in ("how_many", "who", "where", "when")]
+        given = [(i, a) for i, a in facts if a.found and a.short]
+        found = [(i, a) for i, a in answers if a.found]
+        cited = [any(e in c.quote for e in i.evidence[0]) for i, a in found for c in a.citations]
+        out[lang] = {
+            "n fact questions": len(facts),
+            "short given, holds evidence": round(
+                sum(holds(a.short, i.evidence[0]) for i, a in given) / max(1, len(facts)), 3
+            ),
+            "short given, wrong": round(
+                sum(not holds(a.short, i.evidence[0]) for i, a in given) / max(1, len(facts)), 3
+            ),
+            "quoted characters per answer (median)": statistics.median(
+                [sum(len(c.quote) for c in a.citations) for _, a in found] or [0]
+            ),
+            "citations per answer": round(statistics.fmean([len(a.citations) for _, a in found] or [0]), 2),
+            "shown citations holding the evidence": round(statistics.fmean(cited or [0]), 3),
+        }
+    return out
+
+
+def sweep(root: Path, settings: Settings) -> None:
+    """Given right and wrong short answers over the lead a short answer needs (`rag.short.MIN_LEAD`), on the tuning
+    halves: XQuAD's number and date questions (right: F1 >= 0.5) and the news dev fact questions (right: holds the
+    evidence). Prints one line per lead."""
+    from bench.calibrate import xquad_quarter
+    from rag.answering import make_chain
+    from rag.retrieve import SearchIndex
+
+    _, en, ar, titles = xquad(root)
+    quarter = xquad_quarter(titles)
+    rows: dict[str, list[tuple[float, bool]]] = {"xquad en": [], "xquad ar": [], "news en": [], "news ar": []}
+    asked = dict.fromkeys(rows, 0)
+    import rag.short
+
+    kept_lead, rag.short.MIN_LEAD = rag.short.MIN_LEAD, -1.0  # every short answer, with its lead
+    try:
+        chain = make_chain(SearchIndex(WORK / "xquad-index", settings))
+        for lang, qs in (("en", en), ("ar", ar)):
+            for q in qs:
+                if quarter[q.context_id] in (0, 1) and typed(q.text):
+                    asked[f"xquad {lang}"] += 1
+                    a = chain.invoke(q.text)
+                    if a.found and a.short:
+                        rows[f"xquad {lang}"].append((a.short["lead"], f1(a.short["text"], q.answer) >= 0.5))
+        news = make_chain(SearchIndex(WORK / "news-index", settings))
+        for i in news_dev(root):
+            if i.half == "tune" and i.type in ("how_many", "when", "who", "where"):
+                asked[f"news {i.lang}"] += 1
+                a = news.invoke(i.questions[0])
+                if a.found and a.short:
+                    rows[f"news {i.lang}"].append((a.short["lead"], holds(a.short, i.evidence[0])))
+    finally:
+        rag.short.MIN_LEAD = kept_lead
+    for lead in (0.0, 0.02, 0.04, 0.06, 0.08, 0.1):
+        cells = []
+        for name, r in rows.items():
+            kept = [ok for x, ok in r if x >= lead]
+            n = max(1, asked[name])
+            cells.append(f"{name}: right {sum(kept) / n:.2f} wrong {(len(kept) - sum(kept)) / n:.2f}")
+        print(f"lead >= {lead:.2f}: " + " | ".join(cells))
+
+
+def short_figures(root: Path, settings: Settings, embedder, half: str = "test") -> dict:
+    """Short-answer figures on one half: XQuAD articles by quarter (0, 1 tune; 2, 3 test), ARCD-test split in two by
+    position (even tune, odd test), news dev by its own halves."""
+    from bench.calibrate import news_index, xquad_quarter
+    from rag.answering import make_chain
+    from rag.retrieve import SearchIndex
+    from rag.store import build_index
+
+    contexts, en, ar, titles = xquad(root)
+    quarter = xquad_quarter(titles)
+    keep = (0, 1) if half == "tune" else (2, 3)
+    write_bulk(WORK / "xquad-seeds", "xquad.jsonl", contexts)
+    build_index(WORK / "xquad-seeds", WORK / "xquad-index", settings=settings, embedder=embedder, progress=True)
+    chain = make_chain(SearchIndex(WORK / "xquad-index", settings, embedder=embedder))
+    out = {
+        "xquad en->ar": span_rows(chain, [q for q in en if quarter[q.context_id] in keep]),
+        "xquad ar->ar": span_rows(chain, [q for q in ar if quarter[q.context_id] in keep]),
+    }
+    arcd_contexts, arcd_qs = arcd(root, "test")
+    write_bulk(WORK / "arcd-seeds", "arcd.jsonl", arcd_contexts)
+    build_index(WORK / "arcd-seeds", WORK / "arcd-index", settings=settings, embedder=embedder, progress=True)
+    arcd_chain = make_chain(SearchIndex(WORK / "arcd-index", settings, embedder=embedder))
+    out["arcd-test"] = span_rows(arcd_chain, arcd_qs[half == "test" :: 2])
+    news = make_chain(SearchIndex(news_index(root, settings, embedder), settings, embedder=embedder))
+    out["news"] = news_rows(news, [i for i in news_dev(root) if i.half == half])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rag.embed import Embedder
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared", default=None)
+    parser.add_argument("--half", choices=("tune", "test"), default="test")
+    parser.add_argument("--sweep", action="store_true", help="right and wrong short answers by lead (tuning halves)")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    root = data_dir(args.shared)
+    if args.sweep:
+        sweep(root, settings)
+        return 0
+    figures = short_figures(root, settings, Embedder(str(settings.model), settings.precision), args.half)
+    print(json.dumps(figures, indent=2, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

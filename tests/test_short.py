@@ -1,0 +1,104 @@
+"""Short answers: the number or date asked for, first in the answer, at exact offsets, typed; none where none holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from rag import answer, article_text
+from rag.short import asks_for, date_candidates, number_candidates, number_value, short_answer, short_line
+
+
+@pytest.mark.parametrize(
+    ("num", "scale", "value"),
+    [
+        ("24", "", "24"),
+        ("٣٢٠", "ألف", "320000"),
+        ("1,500", "", "1500"),
+        ("15.26", "", "15.26"),
+        ("ثلاثة", "", "3"),
+        ("مليوني", "", "2000000"),
+        ("2", "مليار", "2000000000"),
+        ("عشرات", "", ""),  # a vague amount has no value, only its words
+    ],
+)
+def test_number_values_in_both_scripts_and_in_words(num, scale, value):
+    assert number_value(num, scale) == value
+
+
+def test_amounts_with_qualifier_scale_and_unit_and_dates_are_not_amounts():
+    text = "منح المهلة 24 ساعة، وبلغت الغرامات أكثر من 500 ألف ريال في 10 أغسطس 2015 الأحد 18-9-1436 بسبعة قرارات"
+    found = [
+        (text[a:b], text[a:u], value, unit, label)
+        for a, b, u, value, unit, label in number_candidates(text, 0, len(text))
+    ]
+    assert found == [
+        ("24", "24 ساعة", "24", "ساعة", "24 hours"),
+        ("أكثر من 500 ألف", "أكثر من 500 ألف ريال", "500000", "ريال", "more than 500,000 riyals"),
+        ("سبعة", "سبعة قرارات", "7", "قرارات", "7 resolutions"),
+    ]
+    dates = [(text[a:b], iso) for a, b, iso, _ in date_candidates(text, 0, len(text), None)]
+    assert dates == [("10 أغسطس 2015", "2015-08-10")]
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("How long were the Iranian diplomats given to leave Albania?", "number"),
+        ("كم عدد الضحايا؟", "number"),
+        ("In what year did the idea originate?", "date"),
+        ("متى أعيد افتتاح المتحف؟", "date"),
+        ("Who received the shield when the emir honoured the company?", ""),  # "when" is not the question word
+        ("Why did Albania cut ties?", ""),
+    ],
+)
+def test_only_a_number_or_date_question_asks_for_a_value(question, kind):
+    assert asks_for(question) == kind
+
+
+@dataclass
+class _Cite:
+    n: int
+    doc_id: str
+    start: int
+    end: int
+    dates: list = field(default_factory=list)
+
+
+def test_the_value_next_to_the_question_words_wins_and_the_questions_own_numbers_never_do():
+    text = "في عام 2015 قتل 12 شخصا في الهجوم. وأصيب 40 آخرون في الحادث نفسه."
+    matchers = [((lambda terms, t=t: t in terms), 1.0) for t in ("اصيب",)]  # the stem `analyze` gives أصيب
+    short = short_answer("كم شخصا أصيب في عام 2015؟", [_Cite(1, "a", 0, len(text))], lambda _: text, matchers)
+    assert short is not None and short.text == "40" and text[short.start : short.end] == "40"
+    # with nothing of the question near any amount, the first amount that is not the question's own is given
+    none_near = short_answer("كم شخصا في عام 2015؟", [_Cite(1, "a", 0, len(text))], lambda _: text, [])
+    assert none_near is not None and none_near.value != "2015"
+    assert short_answer("لماذا قتل 12 شخصا؟", [_Cite(1, "a", 0, len(text))], lambda _: text, matchers) is None
+
+
+def test_a_what_year_question_gets_the_year_alone():
+    text = "توفي العالم في 7 يناير 1943 في نيويورك."
+    short = short_answer("في أي عام توفي العالم؟", [_Cite(1, "a", 0, len(text))], lambda _: text, [])
+    assert short is not None and (short.text, short.value, short.kind) == ("1943", "1943", "date")
+    assert short_line(short, english=True) == "«1943» [1]"
+
+
+def test_english_question_gets_the_fact_first_from_the_seed_article(seed_index):
+    a = answer("How long were the Iranian diplomats given to leave Albania?", index_dir=seed_index)
+    assert a.found and a.short, a.text
+    s = a.short
+    assert (s["value"], s["unit"], s["label"]) == ("24", "ساعة", "24 hours")
+    assert a.text.splitlines()[0] == f"24 hours — «24 ساعة» [{s['citation']}]"
+    text = article_text(s["doc_id"], seed_index)
+    assert text[s["start"] : s["end"]] == s["text"] == "24"
+    cited = next(c for c in a.citations if c.n == s["citation"])
+    assert cited.start <= s["start"] < s["end"] <= cited.end  # inside the quote it cites
+
+
+def test_arabic_question_gets_the_span_first_and_a_why_question_none(seed_index):
+    a = answer("كم ساعة منحت ألبانيا الدبلوماسيين الإيرانيين لمغادرة البلاد؟", index_dir=seed_index)
+    assert a.found and a.short and a.short["value"] == "24"
+    assert a.text.splitlines()[0].startswith("«24 ساعة» [")
+    why = answer("Why did Albania cut diplomatic ties with Iran?", index_dir=seed_index)
+    assert why.found and not why.short and not why.text.startswith("«")
