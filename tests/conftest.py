@@ -26,6 +26,7 @@ ANSWER_KEYS = {
     "missing",
     "partial",
     "related",
+    "short",
 }
 ALBANIA_REASON = "قطع العلاقات الدبلوماسية مع طهران بسبب الهجمات الإلكترونية الإيرانية"
 
