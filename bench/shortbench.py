@@ -100,17 +100,13 @@ def news_rows(chain, items) -> dict[str, dict[str, float]]:
         mine = [i for i in items if i.lang == lang and i.kind in ("single", "followup")]
         answers = [(i, chain.invoke(i.questions[0])) for i in mine]
         facts = [(i, a) for i, a in answers if i.type in ("how_many", "who", "where", "when")]
-        given = [(i, a) for i, a in facts if a.found and a.short]
+        held = [holds(a.short, i.evidence[0]) for i, a in facts if a.found and a.short]
         found = [(i, a) for i, a in answers if a.found]
         cited = [any(e in c.quote for e in i.evidence[0]) for i, a in found for c in a.citations]
         out[lang] = {
             "n fact questions": len(facts),
-            "short given, holds evidence": round(
-                sum(holds(a.short, i.evidence[0]) for i, a in given) / max(1, len(facts)), 3
-            ),
-            "short given, wrong": round(
-                sum(not holds(a.short, i.evidence[0]) for i, a in given) / max(1, len(facts)), 3
-            ),
+            "short given, holds evidence": round(sum(held) / max(1, len(facts)), 3),
+            "short given, wrong": round((len(held) - sum(held)) / max(1, len(facts)), 3),
             "quoted characters per answer (median)": statistics.median(
                 [sum(len(c.quote) for c in a.citations) for _, a in found] or [0]
             ),

@@ -18,7 +18,7 @@ from rag.dates import relative_days
 from rag.lexical import analyze, strip_controls
 from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual, latin_share
-from rag.short import question_matchers, short_answer, short_line
+from rag.short import asks_for, question_matchers, short_answer, short_line
 from rag.store import max_sentence_chars
 from rag.timeq import DocFilter, parse_date
 
@@ -228,19 +228,16 @@ def stamp_citations(index: SearchIndex, citations: list[Citation]) -> None:
         c.url = index.urls.get(c.doc_id, "")
 
 
-def with_short_answer(index: SearchIndex, answer: Answer) -> None:
-    """Put the number or date the question asks for first in the answer ("24 hours — «24 ساعة» [1]",
+def with_short_answer(index: SearchIndex, answer: Answer, question: str) -> None:
+    """Put the number or date `question` asks for first in the answer ("24 hours — «24 ساعة» [1]",
     "Sunday 26 July 2015 — «أمس (الأحد)» [1]"), when its quotes hold one (`rag.short`)."""
-    short = short_answer(
-        answer.question,
-        answer.citations,
-        index.article_text,
-        question_matchers(index, answer.question),
-        lambda doc_id: index.dates.get(doc_id, ""),
-    )
+    if not asks_for(question):  # nothing to look for: the question's terms are not worth weighing
+        return
+    matchers = question_matchers(index, question)
+    short = short_answer(question, answer.citations, index.article_text, matchers, index.dates.get)
     if short is not None:
         answer.short = short.to_dict()
-        answer.text = f"{short_line(short, is_cross_lingual(answer.question))}\n{answer.text}"
+        answer.text = f"{short_line(short, is_cross_lingual(question))}\n{answer.text}"
 
 
 class ExtractiveAnswerer:
@@ -386,8 +383,7 @@ def make_chain(
             result = answer_with(question, x["docs"], x["evidence"])
             if isinstance(result, Answer):
                 stamp_citations(index, result.citations)
-                result.question = asked
-                with_short_answer(index, result)
+                with_short_answer(index, result, asked)
                 # the quotes were chosen for the question itself (a follow-up's context only retrieved)
                 result.partial = partial_note(index, question, result.citations, model.partial_cut_for(cross))
                 if result.partial:

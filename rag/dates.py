@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import date, timedelta
 
-from rag.timeq import DIGITS, MONTHS, WEEKDAYS_AR, question_period
+from rag.timeq import DIGITS, MONTH_NAMES_AR, MONTHS, WEEKDAYS_AR, alternation, question_period
 
 FRONT_MATTER = re.compile(r"\A---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 ISO_IN_NAME = re.compile(r"(?<![0-9])((?:19|20)[0-9]{2})[-_.]?(0[1-9]|1[0-2])[-_.]?(0[1-9]|[12][0-9]|3[01])(?![0-9])")
@@ -22,7 +22,7 @@ HIJRI_MONTHS = {
 }  # fmt: skip
 _HIJRI = re.compile(
     r"(?<!\d)(\d{1,2})\s*(?:من\s+)?("
-    + "|".join(sorted(map(re.escape, HIJRI_MONTHS), key=len, reverse=True))
+    + alternation(HIJRI_MONTHS)
     + r")\s*(?:لعام\s*|عام\s*)?(1[34]\d\d)\s*(?:هـ|ه\b|للهجرة)"
 )
 DATELINE_CHARS = 300  # a dateline stands in the text's first characters
@@ -114,8 +114,8 @@ def article_date(record: str, meta: dict, name: str, text: str) -> tuple[str, st
 WEEKDAYS = WEEKDAYS_AR  # "الخميس" -> 3 (Monday is 0)
 _DAY_WORDS = {"أول أمس": -2, "أول امس": -2, "أمس الأول": -2, "امس الأول": -2, "امس الاول": -2,
               "أول من أمس": -2, "أمس": -1, "امس": -1, "البارحة": -1, "اليوم": 0, "غدا": 1, "غداً": 1}  # fmt: skip
-_WD = "|".join(sorted(WEEKDAYS, key=len, reverse=True))
-_DW = "|".join(sorted(map(re.escape, _DAY_WORDS), key=len, reverse=True))
+_WD = alternation(WEEKDAYS)
+_DW = alternation(_DAY_WORDS)
 _L = "\u0621-\u064a"
 RELATIVE = re.compile(
     rf"(?<![{_L}])(?:(?:صباح|مساء|ظهر|بعد ظهر|فجر|ليل|ليلة|يوم|في)\s+)?(?:و|ف)?(?P<word>{_DW})(?![{_L}])"
@@ -192,13 +192,19 @@ def _names_day(text: str, wanted: date) -> bool:
     return re.search(pattern, text.translate(DIGITS), re.IGNORECASE) is not None
 
 
-def spell_day(value: str) -> str:
-    """ "2015-07-20" as "Monday 20 July 2015" (a month "2015-06" as "June 2015"; a year as itself)."""
+_WEEKDAY_NAMES_AR = {i: name for name, i in reversed(list(WEEKDAYS_AR.items()))}  # each day's first spelling
+
+
+def spell_day(value: str, arabic: bool = False) -> str:
+    """ "2015-07-20" as "Monday 20 July 2015", or "الاثنين 20 يوليو 2015" (a month "2015-06" as "June 2015"; a year
+    as itself)."""
     import calendar
 
+    weekdays = _WEEKDAY_NAMES_AR if arabic else calendar.day_name
+    months = MONTH_NAMES_AR if arabic else calendar.month_name
     if len(value) == 10:
         d = date.fromisoformat(value)
-        return f"{calendar.day_name[d.weekday()]} {d.day} {calendar.month_name[d.month]} {d.year}"
+        return f"{weekdays[d.weekday()]} {d.day} {months[d.month]} {d.year}"
     if len(value) == 7:
-        return f"{calendar.month_name[int(value[5:])]} {value[:4]}"
+        return f"{months[int(value[5:])]} {value[:4]}"
     return value

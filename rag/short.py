@@ -16,27 +16,11 @@ from datetime import date
 
 from rag.dates import spell_day
 from rag.lexical import analyze
-from rag.timeq import DIGITS, MONTH_NAMES_AR, MONTHS, MONTHS_AR, WEEKDAYS_AR, parse_date
-from rag.values import ASKS_DATE, ASKS_NUMBER
+from rag.timeq import DIGITS, MONTHS, MONTHS_AR, WEEKDAYS_AR, alternation, parse_date
+from rag.values import ASKS_DATE, ASKS_NUMBER, SCALES_AR, UNITS_AR, VAGUE_AR
 
 _L = "\u0621-\u064a"
 _DIGITS = r"[0-9٠-٩]+(?:[.,:٫٬][0-9٠-٩]+)*"  # 1,500  15.26  3:08
-# Number words with their value; a clitic (و ب ل ف) and the article may stand before them.
-UNITS_AR = {
-    "واحد": 1, "واحدة": 1, "اثنان": 2, "اثنين": 2, "اثنتين": 2, "اثنتان": 2, "ثلاث": 3, "ثلاثة": 3, "أربع": 4,
-    "أربعة": 4, "اربع": 4, "اربعة": 4, "خمس": 5, "خمسة": 5, "ست": 6, "ستة": 6, "سبع": 7, "سبعة": 7, "ثمان": 8,
-    "ثماني": 8, "ثمانية": 8, "تسع": 9, "تسعة": 9, "عشر": 10, "عشرة": 10, "عشرين": 20, "عشرون": 20, "ثلاثين": 30,
-    "ثلاثون": 30, "أربعين": 40, "أربعون": 40, "اربعين": 40, "خمسين": 50, "خمسون": 50, "ستين": 60, "ستون": 60,
-    "سبعين": 70, "سبعون": 70, "ثمانين": 80, "ثمانون": 80, "تسعين": 90, "تسعون": 90, "مئة": 100, "مائة": 100,
-    "مئتين": 200, "مائتين": 200, "مئتي": 200, "ألفين": 2000, "ألفي": 2000, "مليونين": 2_000_000,
-    "مليوني": 2_000_000, "مليارين": 2_000_000_000, "ملياري": 2_000_000_000,
-}  # fmt: skip
-SCALES_AR = {
-    "ألف": 1000, "الف": 1000, "آلاف": 1000, "الاف": 1000, "مليون": 10**6, "ملايين": 10**6, "مليار": 10**9,
-    "مليارات": 10**9, "بليون": 10**9, "ترليون": 10**12, "تريليون": 10**12,
-}  # fmt: skip
-VAGUE_AR = {"عشرات": "tens of", "مئات": "hundreds of", "آلاف": "thousands of", "الاف": "thousands of",
-            "ملايين": "millions of", "عدة": "several"}  # fmt: skip
 QUALIFIERS = {"أكثر من": "more than", "اكثر من": "more than", "أقل من": "less than", "اقل من": "less than",
               "نحو": "about", "حوالي": "about", "حوالى": "about", "قرابة": "nearly", "ما يقارب": "about",
               "ما يزيد على": "more than", "ما يزيد عن": "more than", "زهاء": "about"}  # fmt: skip
@@ -61,21 +45,17 @@ _NOT_UNIT = {"من", "في", "على", "إلى", "الى", "عن", "مع", "أو
              "إلا", "الا"}  # fmt: skip
 
 
-def _alt(words) -> str:
-    return "|".join(sorted(map(re.escape, words), key=len, reverse=True))
-
-
-_WORD_NUMBER = rf"(?:{_alt(UNITS_AR)}|{_alt(VAGUE_AR)})"
+_WORD_NUMBER = rf"(?:{alternation(UNITS_AR)}|{alternation(VAGUE_AR)})"
 NUMBER_EXPR = re.compile(
-    rf"(?:(?P<qual>{_alt(QUALIFIERS)})\s+)?"
+    rf"(?:(?P<qual>{alternation(QUALIFIERS)})\s+)?"
     rf"(?<![{_L}0-9٠-٩])(?P<clitic>[وبلف]?(?:ال)?)"
     rf"(?P<num>{_DIGITS}|{_WORD_NUMBER}(?![{_L}]))"
-    rf"(?:\s*(?P<scale>{_alt(SCALES_AR)})(?![{_L}]))?"
+    rf"(?:\s*(?P<scale>{alternation(SCALES_AR)})(?![{_L}]))?"
     rf"(?:\s*(?P<unit>%|(?:في |بال)(?:المئة|المائة)|(?![وبلف]?(?:ال)?{_WORD_NUMBER}(?![{_L}]))[{_L}]+[ًٌٍ]?))?"
 )
 _NUMERIC_DATE = re.compile(r"[0-9٠-٩]{1,4}[-/][0-9٠-٩]{1,2}[-/][0-9٠-٩]{1,4}")  # 18-9-1436, 5/7/2015: not amounts
-_MONTH = _alt(MONTHS)
-_WEEKDAY = _alt(WEEKDAYS_AR)
+_MONTH = alternation(MONTHS)
+_WEEKDAY = alternation(WEEKDAYS_AR)
 _Y = r"(?:1[5-9]|20)\d\d"  # a year, 1500-2099
 DATE_EXPR = re.compile(
     rf"(?:(?P<wd>{_WEEKDAY})\s*[(،,]?\s*)?"
@@ -109,10 +89,16 @@ class ShortAnswer:
         return asdict(self)
 
 
+def _word(num: str) -> str:
+    """A number word without its article ("الثلاث" -> "ثلاث"); anything else as it is."""
+    bare = num.removeprefix("ال")
+    return bare if bare in UNITS_AR or bare in VAGUE_AR else num
+
+
 def number_value(num: str, scale: str = "") -> str:
     """The value of a number as written (digits of either script, or an Arabic number word) times its scale word;
     "" for a vague amount (عشرات, عدة)."""
-    word = num[2:] if num.startswith("ال") and num[2:] in UNITS_AR else num
+    word = _word(num)
     if word in VAGUE_AR:
         return ""
     if word in UNITS_AR:
@@ -155,8 +141,7 @@ def number_candidates(text: str, start: int, end: int) -> list[tuple[int, int, i
         if unit in _NOT_UNIT or unit in MONTHS_AR:
             unit = ""
         value = number_value(m.group("num"), m.group("scale") or "")
-        num = m.group("num")
-        vague = VAGUE_AR.get(num[2:] if num.startswith("ال") else num)
+        vague = VAGUE_AR.get(_word(m.group("num")))
         if not value and not vague:
             continue
         qual = QUALIFIERS.get(m.group("qual") or "", "")
@@ -193,19 +178,6 @@ def date_candidates(text: str, start: int, end: int, published: date | None) -> 
                 a = m.start("y4")
             out.append((a, m.end(), iso, spell_day(iso)))
     return out
-
-
-def spell_day_ar(value: str) -> str:
-    """ "2015-07-26" as "الأحد 26 يوليو 2015" (a month as "يوليو 2015"; a year as itself)."""
-    if len(value) == 10:
-        d = date.fromisoformat(value)
-        return f"{_WEEKDAY_NAMES[d.weekday()]} {d.day} {MONTH_NAMES_AR[d.month]} {d.year}"
-    if len(value) == 7:
-        return f"{MONTH_NAMES_AR[int(value[5:])]} {value[:4]}"
-    return value
-
-
-_WEEKDAY_NAMES = {i: name for name, i in reversed(list(WEEKDAYS_AR.items()))}
 
 
 Matcher = tuple[Callable[[frozenset[str]], bool], float]  # (does a word's stem set hold it, its weight)
@@ -268,7 +240,7 @@ def asks_for(question: str) -> str:
     return min(first, key=first.get) if first else ""
 
 
-_YEAR_ONLY = re.compile(r"(?:what|which|in which|what) year|(?:أي|اي) (?:عام|سنة)|في أي (?:عام|سنة)", re.IGNORECASE)
+_YEAR_ONLY = re.compile(r"(?:what|which) year|(?:أي|اي) (?:عام|سنة)", re.IGNORECASE)
 
 
 def short_answer(
@@ -276,7 +248,7 @@ def short_answer(
     citations: list,
     article_text: Callable[[str], str],
     matchers: list[Matcher],
-    published: Callable[[str], str] = lambda doc_id: "",
+    published: Callable[[str], str | None] = lambda doc_id: None,
     min_lead: float | None = None,
 ) -> ShortAnswer | None:
     """The number or date the question asks for, from the quotes (first citations first), or None.
@@ -312,7 +284,9 @@ def short_answer(
                         continue
                     a, b, iso, label = a + m.start(), a + m.end(), iso[:4], iso[:4]
                 found.append(
-                    ShortAnswer(text[a:b], a, b, c.n, c.doc_id, "date", iso, "", text[a:b], label, spell_day_ar(iso))
+                    ShortAnswer(
+                        text[a:b], a, b, c.n, c.doc_id, "date", iso, "", text[a:b], label, spell_day(iso, arabic=True)
+                    )
                 )
         words = [(m.start(), m.end(), frozenset(analyze(m.group()))) for m in _TOKEN.finditer(text, c.start, c.end)]
         scored += [(closeness(matchers, words, s.start, s.end) - 0.05 * rank, s) for s in found]

@@ -9,6 +9,12 @@ from datetime import date, timedelta
 
 DIGITS = str.maketrans("٠١٢٣٤٥٦٧٨٩۰۱۲۳۴۵۶۷۸۹", "01234567890123456789")
 
+
+def alternation(words) -> str:
+    """A regex alternation of `words`, escaped, longest first (so "أول أمس" is tried before "أمس")."""
+    return "|".join(sorted(map(re.escape, words), key=len, reverse=True))
+
+
 MONTHS_EN = {
     name.lower(): i for i in range(1, 13) for name in (calendar.month_name[i], calendar.month_abbr[i]) if name
 } | {"sept": 9}
@@ -21,7 +27,7 @@ MONTHS_AR = {
     "كانون الأول": 12, "كانون الاول": 12,
 }  # fmt: skip
 MONTHS = MONTHS_EN | MONTHS_AR
-_MONTH = "|".join(sorted((re.escape(m) for m in MONTHS), key=len, reverse=True))
+_MONTH = alternation(MONTHS)
 _PRE = r"(?<![\w])(?:[وبلف]?)"  # Arabic clitics before a month name: وفي, بديسمبر, لشهر
 _YEAR = r"((?:19|20)\d\d)"
 _OF_YEAR = r"من\s+(?:عام|العام|سنة)?\s*"  # "ديسمبر من عام 2015"
