@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import data_dir, saudinewsnet
+from bench.data import data_dir, saudinewsnet, write_records
 from bench.run import ROOT, latencies_ms, log, rss_mb, write_bulk_rows
 from rag.embed import Embedder
 from rag.settings import Settings
@@ -109,6 +109,27 @@ def build_once(seeds: Path, index: Path, actors: int) -> dict:
         "first batch (s)": marks["first"] - t0,
         "steady (chunks/s)": steady,
     }
+
+
+FULL_INDEX, FULL_SEEDS = WORK / "snn-full-index", WORK / "snn-full-seeds"
+HELD_OUT = 200  # SaudiNewsNet articles kept out of the whole-corpus index, to be added by the benchmarks
+
+
+def full_index(root: Path, settings: Settings) -> Path:
+    """The whole of saudinewsnet-20k but HELD_OUT articles as one index (about 140,000 chunks), built incrementally and
+    kept in bench/work
+    for later runs. A first build starts from a copy of `make bench`'s scale index, whose 2,600 articles are the
+    same records, so their stored vectors are reused."""
+    import shutil
+
+    write_records(FULL_SEEDS / "saudinewsnet.jsonl", saudinewsnet(root, 20_000)[:-HELD_OUT])
+    if not (FULL_INDEX / DB_NAME).is_file() and (SCALE_INDEX / DB_NAME).is_file():
+        shutil.rmtree(FULL_INDEX, ignore_errors=True)
+        shutil.copytree(SCALE_INDEX, FULL_INDEX)
+    log("scale: the whole SaudiNewsNet corpus as one index (embeds only what bench/work does not hold yet)")
+    stats = build_index(FULL_SEEDS, FULL_INDEX, settings=settings, progress=True)
+    log(f"scale: {FULL_INDEX}: {stats.summary()}")
+    return FULL_INDEX
 
 
 def real_vectors() -> np.ndarray:
@@ -256,8 +277,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="10000,100000,1000000", help="vector counts for the search cost curve")
     parser.add_argument("--articles", type=int, default=400, help="articles for the build throughput runs")
     parser.add_argument("--out", default=str(ROOT / "bench" / "SCALE.md"))
+    parser.add_argument(
+        "--full-only", action="store_true", help="only build (or bring up to date) the whole-corpus index"
+    )
     parser.add_argument("--build-once", nargs=3, metavar=("SEEDS", "INDEX", "ACTORS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.full_only:
+        full_index(data_dir(args.shared), Settings.from_env())
+        return 0
     if args.build_once:
         seeds, index, actors = args.build_once
         print(json.dumps(build_once(Path(seeds), Path(index), int(actors))))

@@ -325,18 +325,59 @@ def _sound(word: str) -> str:
     return word.translate(_AR_SOUND).translate(_AR_SKELETON)
 
 
+def _words(text: str) -> set[str]:
+    """The distinct Arabic words of a text, normalised (what the name matcher counts per article)."""
+    from rag.lexical import normalize_arabic
+
+    return set(_ARABIC_WORD.findall(normalize_arabic(text)))
+
+
 class NameMatcher:
     """Arabic words of a corpus, reachable by the consonant skeleton of an English name (with a proclitic off)."""
 
     def __init__(self, word_counts: Counter[str]) -> None:
-        self.counts = word_counts
+        self.counts = word_counts  # word -> how many articles hold it
         self.by_skeleton: dict[str, set[str]] = defaultdict(set)
         for word in word_counts:
-            stems = {word} | {word[len(p) :] for p in _PROCLITICS if word.startswith(p) and len(word) - len(p) >= 3}
-            for s in stems:
-                key = arabic_skeleton(s)
-                if len(key) >= 2:
-                    self.by_skeleton[key].add(s)
+            self._link(word)
+
+    @staticmethod
+    def _stems(word: str) -> set[str]:
+        return {word} | {word[len(p) :] for p in _PROCLITICS if word.startswith(p) and len(word) - len(p) >= 3}
+
+    def _link(self, word: str) -> None:
+        for s in self._stems(word):
+            key = arabic_skeleton(s)
+            if len(key) >= 2:
+                self.by_skeleton[key].add(s)
+
+    def _unlink(self, word: str) -> None:
+        """Take out the stems of a word no article holds any more, unless another word still gives them."""
+        for s in self._stems(word):
+            if s in self.counts or (len(s) >= 3 and any(p + s in self.counts for p in _PROCLITICS)):
+                continue
+            key = arabic_skeleton(s)
+            self.by_skeleton.get(key, set()).discard(s)
+            if key in self.by_skeleton and not self.by_skeleton[key]:
+                del self.by_skeleton[key]
+
+    def update(self, removed_texts: Iterable[str], added_texts: Iterable[str]) -> None:
+        """In place, as if built again: the texts of articles taken out (or their old versions) and put in."""
+        change: Counter[str] = Counter()
+        for text in removed_texts:
+            change.subtract(_words(text))
+        for text in added_texts:
+            change.update(_words(text))
+        for word, delta in change.items():
+            before = self.counts.get(word, 0)
+            after = before + delta
+            if after > 0:
+                self.counts[word] = after
+                if not before:
+                    self._link(word)
+            elif before:
+                del self.counts[word]
+                self._unlink(word)
 
     def save(self, path: Path) -> None:
         """Write the words and their skeletons as gzipped JSON, atomically."""
@@ -355,11 +396,9 @@ class NameMatcher:
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> NameMatcher:
-        from rag.lexical import normalize_arabic
-
         counts: Counter[str] = Counter()
         for text in texts:
-            counts.update(set(_ARABIC_WORD.findall(normalize_arabic(text))))
+            counts.update(_words(text))
         return cls(counts)
 
     def match(self, name: str, limit: int = 3, min_score: float = 1.3) -> list[str]:

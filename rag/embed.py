@@ -15,7 +15,7 @@ import numpy as np
 
 from rag.model import MARKER, load_embedder
 from rag.query_encoder import question_centroid
-from rag.tokens import Batch, Tokens
+from rag.tokens import Batch, ChunkEmbedding, Tokens, chunk_embeddings
 
 
 def model_fingerprint(model: str) -> str:
@@ -32,12 +32,6 @@ def model_fingerprint(model: str) -> str:
                 digest.update(f.read_bytes() if f.suffix == ".json" else str(f.stat().st_size).encode())
         return "folder:" + digest.hexdigest()[:16]
     return "hub:" + model
-
-
-@dataclass
-class ChunkEmbedding:
-    vector: np.ndarray  # [dim] float32, L2-normalised: the chunk as a whole
-    span_vectors: np.ndarray  # [n_spans, dim] float32, L2-normalised: each sentence read in the chunk's context
 
 
 PRECISIONS = ("fp32", "bf16")  # torch fp32, and torch under bfloat16 autocast (weights stay fp32)
@@ -245,23 +239,9 @@ class Embedder:
         `encode_document` would build, and run through the model directly.
         """
         out, batch = self._forward(texts, self.document_prompt)
-        vectors = out["sentence_embedding"].float().numpy()
-        tokens_all = out["token_embeddings"].float().numpy()
-        lengths = batch.attention_mask.sum(axis=1).tolist()
-        offsets = batch.offsets
-        result = []
-        for i, text_spans in enumerate(spans):
-            n = int(lengths[i])
-            tokens, starts, ends = tokens_all[i, :n], offsets[i, :n, 0], offsets[i, :n, 1]
-            real = ends > starts  # specials and the prompt have empty or negative ranges
-            pooled = []
-            for a, b in text_spans:
-                mask = real & (ends > a) & (starts < b)
-                pooled.append(tokens[mask].mean(0) if mask.any() else tokens.mean(0))
-            span_vecs = np.asarray(pooled, dtype=np.float32).reshape(len(text_spans), -1)
-            span_vecs /= np.linalg.norm(span_vecs, axis=1, keepdims=True).clip(1e-12)
-            result.append(ChunkEmbedding(vectors[i], span_vecs))
-        return result
+        return chunk_embeddings(
+            out["sentence_embedding"].float().numpy(), out["token_embeddings"].float().numpy(), batch, spans
+        )
 
 
 def batched_by_length(items: Sequence[str], batch_size: int) -> Iterator[list[int]]:

@@ -141,36 +141,36 @@ class BM25:
     """Okapi BM25 over pre-analysed documents; scores for all documents with one sparse product.
 
     b = 0.9 (more length normalisation than the usual 0.75) measured better with the 3-gram terms.
+    The saved form also keeps each weight's term count, so the next generation of an index is derived from this one
+    and the changed documents (`updated`) instead of from every document again.
     """
 
-    def __init__(self, docs_terms: Iterable[Sequence[str]], k1: float = 1.2, b: float = 0.9) -> None:
+    K1, B = 1.2, 0.9
+
+    def __init__(self, docs_terms: Iterable[Sequence[str]]) -> None:
         """`docs_terms` may be a generator: one document's terms are held at a time."""
         vocab: dict[str, int] = {}
-        cols, lengths = array("i"), array("i")
-        for terms in docs_terms:
-            lengths.append(len(terms))
-            cols.extend(vocab.setdefault(t, len(vocab)) for t in terms)
-        n_docs = len(lengths)
-        rows = np.repeat(np.arange(n_docs, dtype=np.int32), np.frombuffer(lengths, dtype=np.int32))
-        col_ids = np.frombuffer(cols, dtype=np.int32)
-        tf = sparse.csr_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, col_ids)), shape=(n_docs, max(len(vocab), 1))
-        )
-        tf.sum_duplicates()
+        tf = _term_counts(docs_terms, vocab)
+        self._set(tf, vocab)
+
+    def _set(self, tf: sparse.csr_matrix, vocab: dict[str, int]) -> None:
+        """Weights and IDF from term counts (rows: documents, columns: `vocab`'s ids)."""
+        n_docs = tf.shape[0]
         lengths = np.asarray(tf.sum(axis=1)).ravel()
         avg = lengths.mean() if n_docs else 1.0
         df = np.bincount(tf.indices, minlength=tf.shape[1])
         self.idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        norm = k1 * (1 - b + b * lengths / max(avg, 1e-9))
-        data = tf.data * (k1 + 1) / (tf.data + np.repeat(norm, np.diff(tf.indptr)))
+        norm = self.K1 * (1 - self.B + self.B * lengths / max(avg, 1e-9))
+        counts = tf.tocsc()
+        data = counts.data * (self.K1 + 1) / (counts.data + norm[counts.indices])
         data = data.astype(np.float16).astype(np.float32)  # what the cache keeps (`save`): a loaded cache scores alike
-        weights = sparse.csr_matrix((data, tf.indices, tf.indptr), shape=tf.shape)
-        self.weights = weights.tocsc()
+        self.weights = sparse.csc_matrix((data, counts.indices, counts.indptr), shape=tf.shape)
+        self._tf: np.ndarray | None = counts.data  # aligned with weights.data; kept until saved (for `updated`)
         self.vocab = vocab
         self.n_docs = n_docs
 
     _ARRAYS = ("data", "indices", "indptr", "idf")
-    VOCAB = "vocab.json.gz"
+    VOCAB, COUNTS = "vocab.json.gz", "tf.npy"
 
     def save(self, folder: Path) -> None:
         """Write the weights as .npy arrays and the vocabulary as gzipped JSON (no pickle), atomically as a folder."""
@@ -183,8 +183,11 @@ class BM25:
         }
         for name, values in {**arrays, "idf": self.idf}.items():
             np.save(tmp / f"{name}.npy", values, allow_pickle=False)
+        if self._tf is not None:  # for `updated`; a count above 65,535 in one document is kept as 65,535
+            np.save(tmp / self.COUNTS, np.minimum(self._tf, 65535).astype(np.uint16), allow_pickle=False)
+            self._tf = None  # a reader does not need them
         meta = {"n_docs": self.n_docs, "shape": list(self.weights.shape), "vocab": list(self.vocab)}
-        (tmp / self.VOCAB).write_bytes(gzip.compress(json.dumps(meta, ensure_ascii=False).encode("utf-8"), 6))
+        (tmp / self.VOCAB).write_bytes(gzip.compress(json.dumps(meta, ensure_ascii=False).encode("utf-8"), 1))
         try:
             tmp.rename(folder)
         except OSError:  # another process wrote it first
@@ -193,7 +196,7 @@ class BM25:
     @classmethod
     def load(cls, folder: Path) -> BM25:
         """Read what `save` wrote, widened back to the float32 and int32 that scipy computes with (about 10 ms for
-        the 2.4M weights of an 18k-chunk index)."""
+        the 2.4M weights of an 18k-chunk index). The term counts are not read: a reader does not need them."""
         meta = json.loads(gzip.decompress((folder / cls.VOCAB).read_bytes()))
         a = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in cls._ARRAYS}
         self = cls.__new__(cls)
@@ -202,6 +205,48 @@ class BM25:
         self.idf = np.asarray(a["idf"])
         self.vocab = {t: i for i, t in enumerate(meta["vocab"])}
         self.n_docs = int(meta["n_docs"])
+        self._tf = None
+        return self
+
+    @classmethod
+    def updated(
+        cls, folder: Path, old_docs: Sequence[str], new_docs: Sequence[str], changed: dict[str, Sequence[str]]
+    ) -> BM25:
+        """The BM25 of `new_docs` (rows in that order), from the one `save` wrote for `old_docs` and the terms of the
+        documents that are new or changed (`changed`); the rest keep their stored term counts. The weights and IDF
+        are recomputed from the counts, so the result scores exactly as one built from every document would.
+
+        Raises OSError or ValueError when the saved form is missing, damaged or has no term counts (build it whole).
+        """
+        meta = json.loads(gzip.decompress((folder / cls.VOCAB).read_bytes()))
+        if int(meta["n_docs"]) != len(old_docs):
+            raise ValueError("the saved BM25 is not of these documents")
+        indices = np.load(folder / "indices.npy", allow_pickle=False).astype(np.int32)
+        indptr = np.load(folder / "indptr.npy", allow_pickle=False)
+        counts = np.load(folder / cls.COUNTS, allow_pickle=False).astype(np.float32)
+        old = sparse.csc_matrix((counts, indices, indptr), shape=tuple(meta["shape"])).tocsr()
+        vocab = {t: i for i, t in enumerate(meta["vocab"])}
+        old_row = {d: i for i, d in enumerate(old_docs)}
+        kept = [(i, old_row[d]) for i, d in enumerate(new_docs) if d in old_row and d not in changed]
+        fresh = [(i, d) for i, d in enumerate(new_docs) if d in changed]
+        if len(kept) + len(fresh) != len(new_docs):
+            raise ValueError("a document is neither stored nor given")
+        added = _term_counts((changed[d] for _, d in fresh), vocab)
+        width = max(len(vocab), 1)
+        old.resize((old.shape[0], width))
+        added.resize((added.shape[0], width))
+        stacked = sparse.vstack([old[[o for _, o in kept]], added], format="csr")
+        order = np.empty(len(new_docs), dtype=np.int64)
+        order[[i for i, _ in kept] + [i for i, _ in fresh]] = np.arange(len(new_docs))
+        tf = stacked[order]
+        live = np.bincount(tf.indices, minlength=width) > 0  # terms no document holds any more are dropped
+        if not live.all():
+            tf = tf[:, np.flatnonzero(live)].tocsr()
+            terms = list(vocab)
+            vocab = {terms[c]: i for i, c in enumerate(np.flatnonzero(live).tolist())}
+        tf.sort_indices()
+        self = cls.__new__(cls)
+        self._set(tf, vocab)
         return self
 
     def scores(self, query_terms: Iterable[str]) -> np.ndarray:
@@ -221,3 +266,17 @@ class BM25:
                 np.maximum(best, self.scores(terms), out=best)
             total += best
         return total
+
+
+def _term_counts(docs_terms: Iterable[Sequence[str]], vocab: dict[str, int]) -> sparse.csr_matrix:
+    """Term counts, one row per document; new terms are added to `vocab` (columns are its ids)."""
+    cols, lengths = array("i"), array("i")
+    for terms in docs_terms:
+        lengths.append(len(terms))
+        cols.extend(vocab.setdefault(t, len(vocab)) for t in terms)
+    n_docs = len(lengths)
+    rows = np.repeat(np.arange(n_docs, dtype=np.int32), np.frombuffer(lengths, dtype=np.int32))
+    col_ids = np.frombuffer(cols, dtype=np.int32)
+    tf = sparse.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, col_ids)), shape=(n_docs, max(len(vocab), 1)))
+    tf.sum_duplicates()
+    return tf

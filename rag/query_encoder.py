@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from rag.tokens import Tokens
+from rag.tokens import Batch, ChunkEmbedding, Tokens, chunk_embeddings
 
 QUESTIONS_EN = Path(__file__).parent / "data" / "questions_en.txt"
 
@@ -106,6 +106,7 @@ class QueryEncoder:
             raise UnsupportedModel(f"{folder}: only BERT with mean pooling and normalisation is read in numpy")
         self.folder = folder
         self.prompt = (st_config.get("prompts") or {}).get("query", "")
+        self.document_prompt = (st_config.get("prompts") or {}).get("document", "")
         self.heads = int(config["num_attention_heads"])
         self.eps = float(config["layer_norm_eps"])
         self.tokens = Tokens.from_file(folder / "tokenizer.json", int(config["max_position_embeddings"]))
@@ -155,7 +156,29 @@ class QueryEncoder:
         return self._centroid
 
     def _encode(self, texts: list[str]) -> np.ndarray:
-        batch = self.tokens.encode(texts, self.prompt)
+        states, batch = self._states(texts, self.prompt)
+        return self._pool(states, batch)
+
+    @staticmethod
+    def _pool(states: np.ndarray, batch: Batch) -> np.ndarray:
+        mask = batch.attention_mask.astype(np.float32)
+        pooled = (states * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
+        pooled /= np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
+        return pooled.astype(np.float32)
+
+    def embed_chunks(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[ChunkEmbedding]:
+        """What `rag.embed.Embedder.embed_chunks` computes (the document prompt, a vector per chunk and per
+        sentence), without torch: for a build of a few chunks, where importing torch would cost more than the
+        encoding (tests/test_model.py holds the two to cosine 0.9999)."""
+        out: list[ChunkEmbedding] = []
+        for i in range(0, len(texts), 8):
+            states, batch = self._states(list(texts[i : i + 8]), self.document_prompt)
+            out += chunk_embeddings(self._pool(states, batch), states, batch, spans[i : i + 8])
+        return out
+
+    def _states(self, texts: list[str], prompt: str) -> tuple[np.ndarray, Batch]:
+        """The last layer's token states [batch, length, dim] and the tokenised batch."""
+        batch = self.tokens.encode(texts, prompt)
         ids, mask = batch.input_ids, batch.attention_mask.astype(np.float32)
         n, length = ids.shape
         x = self.words[ids].astype(np.float32) + self.positions[:length] + self.token_type
@@ -174,7 +197,4 @@ class QueryEncoder:
             inner = x @ fi + fi_b
             inner = 0.5 * inner * (1.0 + _erf(inner * np.float32(1.0 / np.sqrt(2.0))))
             x = _layer_norm(inner @ fo + fo_b + x, *ln2, self.eps)
-        x = x.reshape(n, length, hidden)
-        pooled = (x * mask[:, :, None]).sum(1) / mask.sum(1, keepdims=True)
-        pooled /= np.linalg.norm(pooled, axis=1, keepdims=True).clip(1e-12)
-        return pooled.astype(np.float32)
+        return x.reshape(n, length, hidden), batch

@@ -26,9 +26,12 @@ from rag.lexical import BM25, QUESTION_WORDS_AR, analyze, bm25_terms, normalize_
 from rag.query_encoder import QueryEncoder, UnsupportedModel
 from rag.settings import Settings
 from rag.store import (
+    BM25_CACHE,
     DB_NAME,
+    NAMES_CACHE,
     IndexError_,
     IndexMissing,
+    cache_dir,
     check_compatible,
     connect_readonly,
     damaged,
@@ -71,20 +74,6 @@ def latin_share(text: str) -> float:
 def is_cross_lingual(question: str) -> bool:
     """A mostly Latin-script question over the Arabic articles (its query vector and refusal have own rules)."""
     return latin_share(question) > 0.5
-
-
-BM25_CACHE, NAMES_CACHE = "bm25", "names.json.gz"  # what a generation's cache folder holds
-
-
-def cache_dir(index_dir: Path, generation: str) -> Path:
-    """Where readers keep what they derive from one generation of the index (see `SearchIndex._cached`)."""
-    return index_dir / f"cache-{generation}"
-
-
-def is_warm(index_dir: Path, generation: str) -> bool:
-    """Every cache of this generation is written."""
-    folder = cache_dir(index_dir, generation)
-    return (folder / BM25_CACHE).is_dir() and (folder / NAMES_CACHE).is_file()
 
 
 class SearchIndex:

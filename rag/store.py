@@ -14,6 +14,7 @@ import os
 import shutil
 import sqlite3
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,10 +23,18 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.articles import Article, content_hash, pack_text, read_articles, remove_leftovers, seed_files
+from rag.articles import (
+    Article,
+    content_hash,
+    pack_text,
+    read_articles,
+    remove_leftovers,
+    seed_files,
+    unpack_text,
+)
 from rag.chunking import chunk_sentences, split_sentences
 from rag.embed import Embedder, batched_by_length, model_fingerprint
-from rag.lexical import bm25_terms
+from rag.lexical import BM25, bm25_terms
 from rag.settings import Settings
 from rag.timeq import DateRange
 from rag.vectors import (
@@ -34,6 +43,7 @@ from rag.vectors import (
     decode_vectors,
     encode_spans,
     encode_vector,
+    hnsw_ef_search,
     resolve_kind,
     stored_dim,
 )
@@ -60,6 +70,7 @@ CREATE TABLE IF NOT EXISTS chunks (
     end INTEGER NOT NULL, first_sentence INTEGER NOT NULL, last_sentence INTEGER NOT NULL,
     embed_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS chunks_doc ON chunks (doc_id);
+CREATE TABLE IF NOT EXISTS files (source TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);
 """
 DOCUMENT_COLUMNS = (
     *("doc_id", "title", "source", "url", "date", "date_source", "outlet"),
@@ -333,7 +344,8 @@ def build_index(
         engine: what embeds the chunks that have no stored vector (default: the model in this process;
             `rag.ray_embed.ray_engine` embeds them on a Ray cluster).
         warm: compute this generation's reader caches before returning (a caller about to load the new
-            generation itself, like the chat after an upload, warms its own `SearchIndex` instead).
+            generation itself, like the chat after an upload, warms its own `SearchIndex` instead). A small build
+            derives them from the previous generation's caches whatever `warm` says, as that costs little.
 
     Returns:
         BuildStats with counts of added / updated / removed / unchanged articles and chunks embedded.
@@ -374,22 +386,28 @@ def build_index(
             )
         if meta.get("format_version") and meta.get("vector_encoding") != VECTOR_ENCODING:
             _convert_vectors(conn)  # an index from before format 5: float32 chunk and float16 sentence vectors
-        articles, skipped = read_articles(seeds, files)
+        stamps = file_stamps(seeds, files)
+        replaced = {a.source for a in pending}
+        kept = {} if rebuild else _unchanged_files(conn, stamps, replaced)  # doc_id -> source, of files not read
+        articles, skipped = read_articles(seeds, [f for f in files if f.relative_to(seeds).as_posix() not in kept])
+        if any(a.doc_id in kept for a in articles):  # an article id moved between files: read them all
+            kept = {}
+            articles, skipped = read_articles(seeds, files)
         for line in skipped:
             warn(f"skipped {line}")
         if pending:
-            replaced = {a.source for a in pending}
             articles = [a for a in articles if a.source not in replaced] + list(pending)
         stats = BuildStats(skipped=skipped)
         stored = {} if rebuild else dict(conn.execute("SELECT doc_id, content_hash FROM documents"))
         current = {a.doc_id: a for a in articles}
         changed = [a for a in articles if stored.get(a.doc_id) != a.content_hash]
-        removed = [d for d in stored if d not in current]
+        removed = [d for d in stored if d not in current and d not in kept]
         stats.added = sum(a.doc_id not in stored for a in changed)
         stats.updated = len(changed) - stats.added
         stats.removed = len(removed)
-        stats.unchanged = len(articles) - len(changed)
+        stats.unchanged = len(articles) - len(changed) + len(kept)
         if not changed and not removed and not rebuild:
+            _save_stamps(conn, stamps, transaction=True)
             if not faiss_matches(conn, index, meta):
                 warn(f"the vector file of the index at {index} is missing or damaged: rebuilt from stored vectors")
                 _commit_documents(conn, index, [], [], {}, want, rebuild=False, settings=settings)
@@ -402,7 +420,8 @@ def build_index(
             stats.chunks = _count(conn, "chunks")
             conn.close()
             if warm:  # a repaired or re-kinded FAISS file is a new generation: its caches are made now, not per ask
-                _warm(index, settings, warn)
+                _warm(index, settings, warn)  # a no-op when this generation's caches exist (the usual no-change run)
+            _drop_old_caches(index)
             stats.seconds = time.perf_counter() - t0
             return stats
 
@@ -412,7 +431,11 @@ def build_index(
         missing = [p for h, p in todo.items() if h not in have]
         stats.reused = sum(len(planned) for _, planned in plans.values()) - len(missing)
         if missing:
-            if engine is None:
+            small = embedder is None and len(missing) <= SMALL_BUILD
+            if engine is None and small and (encoder := _numpy_encoder(settings)) is not None:
+                engine = local_engine(encoder, settings.batch_size)
+                stats.precision = f"numpy fp32 ({len(missing)} chunk(s): quicker than loading torch)"
+            elif engine is None:
                 embedder = embedder or Embedder(str(settings.model), settings.precision)
                 engine = local_engine(embedder, settings.batch_size)
                 calibration = embedder.calibration
@@ -422,24 +445,43 @@ def build_index(
             stats.embedded = len(missing)
         if before_commit:
             before_commit()
-        _commit_documents(conn, index, changed, removed, plans, want, rebuild, settings)
+        carry = None if rebuild else _Carry.before_commit(conn, meta, changed, removed)
+        _commit_documents(conn, index, changed, removed, plans, want, rebuild, settings, carry and carry.terms, stamps)
         stats.chunks = _count(conn, "chunks")
+        new_docs = [d for (d,) in conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")] if carry else []
+        generation = read_meta(conn)["generation"]
         if rebuild and (conn.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE or _mostly_free(conn)):
             compact(conn)
     except sqlite3.DatabaseError as exc:
         raise damaged(index, exc) from exc
     finally:
         conn.close()
-    if warm:
-        _warm(index, settings, warn)  # a no-op when this generation's caches exist (the usual no-change run)
+    carried = carry is not None and carry.apply(index, new_docs, generation)  # cheap: done even when not `warm`
+    if warm and not carried:
+        _warm(index, settings, warn)
+    _drop_old_caches(index)
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+BM25_CACHE, NAMES_CACHE = "bm25", "names.json.gz"  # what a generation's cache folder holds
+
+
+def cache_dir(index_dir: Path, generation: str) -> Path:
+    """Where readers keep what they derive from one generation of the index (see `rag.retrieve.SearchIndex._cached`)."""
+    return index_dir / f"cache-{generation}"
+
+
+def is_warm(index_dir: Path, generation: str) -> bool:
+    """Every cache of this generation is written."""
+    folder = cache_dir(index_dir, generation)
+    return (folder / BM25_CACHE).is_dir() and (folder / NAMES_CACHE).is_file()
 
 
 def _warm(index: Path, settings: Settings, warn: Callable[[str], None]) -> None:
     """Compute what a reader derives from this generation (BM25 arrays, the name matcher) and keep it in the index
     folder, so a fresh `rag ask` loads it instead of computing it. A failure here costs only speed."""
-    from rag.retrieve import SearchIndex, is_warm  # the reader of the index; imported here, as it imports this module
+    from rag.retrieve import SearchIndex  # the reader of the index; imported here, as it imports this module
 
     try:
         if is_warm(index, str(json.loads((index / MANIFEST).read_text())["generation"])):
@@ -571,8 +613,23 @@ EmbeddedRow = tuple[str, bytes, bytes]  # embed_hash, chunk vector, sentence vec
 EmbedEngine = Callable[[list["_PlannedChunk"]], Iterator[list[EmbeddedRow]]]
 
 
-def local_engine(embedder: Embedder, batch_size: int) -> EmbedEngine:
-    """Embedding in this process: batches of similar length through the loaded model."""
+SMALL_BUILD = 32  # chunks to embed, at most, for a build to use the numpy encoder instead of loading torch
+
+
+def _numpy_encoder(settings: Settings):
+    """The model's numpy encoder (`rag.query_encoder`), which embeds a few chunks in less time than torch takes to
+    import; None for a model folder it does not read."""
+    from rag.query_encoder import QueryEncoder, UnsupportedModel
+
+    try:
+        return QueryEncoder(settings.model)
+    except UnsupportedModel:
+        return None
+
+
+def local_engine(embedder, batch_size: int) -> EmbedEngine:
+    """Embedding in this process: batches of similar length through the loaded model (an `Embedder`, or the numpy
+    encoder for a small build: anything with `embed_chunks`)."""
 
     def run(missing: list[_PlannedChunk]) -> Iterator[list[EmbeddedRow]]:
         texts = [p.text for p in missing]
@@ -607,20 +664,138 @@ def _embed_missing(conn, engine: EmbedEngine, missing: list[_PlannedChunk], prog
         bar.close()
 
 
-def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild: bool, settings: Settings) -> None:
+SETTLE_NS = 2_000_000_000  # a file changed this recently may change again within its timestamp's resolution
+
+
+def file_stamps(seeds: Path, files: list[Path]) -> dict[str, tuple[int, int]]:
+    """Size and modification time of each seed file, by source; files changed in the last two seconds are left out,
+    so they are read again next time (a write in the same clock tick would otherwise go unseen)."""
+    now, stamps = time.time_ns(), {}
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            continue
+        if now - st.st_mtime_ns > SETTLE_NS:
+            stamps[f.relative_to(seeds).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return stamps
+
+
+def _unchanged_files(conn, stamps: dict[str, tuple[int, int]], replaced: set[str]) -> dict[str, str]:
+    """The stored articles (doc_id -> source) of the seed files whose size and time are as at the last build: these
+    files need not be read again (at 20,000 articles, reading and dating them all takes seconds)."""
+    same = {
+        source
+        for source, size, mtime in conn.execute("SELECT source, size, mtime_ns FROM files")
+        if stamps.get(source) == (size, mtime) and source not in replaced
+    }
+    if not same:
+        return {}
+    return {d: src for d, src in conn.execute("SELECT doc_id, source FROM documents") if src in same}
+
+
+def _save_stamps(conn, stamps: dict[str, tuple[int, int]], transaction: bool = False) -> None:
+    """Record the files this build read (see `_unchanged_files`), in the caller's transaction or in one of its own."""
+    if dict((s, (a, b)) for s, a, b in conn.execute("SELECT source, size, mtime_ns FROM files")) == stamps:
+        return
+    if transaction:
+        conn.execute("BEGIN IMMEDIATE")
+    conn.execute("DELETE FROM files")
+    conn.executemany("INSERT INTO files VALUES (?, ?, ?)", [(k, *v) for k, v in stamps.items()])
+    if transaction:
+        conn.execute("COMMIT")
+
+
+def _drop_old_caches(index: Path) -> None:
+    """Remove what readers derived from older generations (see `rag.retrieve.SearchIndex._cached`)."""
+    try:
+        generation = str(json.loads((index / MANIFEST).read_text())["generation"])
+    except (OSError, ValueError, KeyError):
+        return
+    for old in index.glob("cache-*"):
+        if old.name != f"cache-{generation}":
+            shutil.rmtree(old, ignore_errors=True)
+
+
+CARRY_MAX = 1000  # articles added, changed or removed in one build, at most, for its caches to be derived (`_Carry`)
+
+
+@dataclass
+class _Carry:
+    """What a small build changed, so the new generation's reader caches are derived from the previous one's (a
+    second or two at 140,000 chunks) instead of computed from every article again (a minute or more)."""
+
+    generation: str  # the previous one
+    old_docs: list[str]  # its articles, in BM25 row order
+    gone_texts: list[str]  # title and text of the articles removed or replaced
+    added_texts: list[str]  # title and text of the new and changed articles
+    terms: dict[str, list[str]]  # BM25 terms of the new and changed articles
+
+    @classmethod
+    def before_commit(cls, conn, meta: dict, changed: list[Article], removed: list[str]) -> _Carry | None:
+        """Read what the commit is about to replace; None when the change is too large to be worth deriving."""
+        if len(changed) + len(removed) > CARRY_MAX or not meta.get("generation"):
+            return None
+        old_docs = [d for (d,) in conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")]
+        gone_texts = []
+        for doc_id in [*removed, *(a.doc_id for a in changed)]:
+            row = conn.execute("SELECT title, text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            if row:
+                gone_texts.append(f"{row[0]} {unpack_text(row[1])}")
+        terms = {a.doc_id: bm25_terms(f"{a.title}\n{a.text}") for a in changed}
+        added_texts = [f"{a.title} {a.text}" for a in changed]
+        return cls(str(meta["generation"]), old_docs, gone_texts, added_texts, terms)
+
+    def apply(self, index: Path, new_docs: list[str], generation: str) -> bool:
+        """Write the new generation's caches from the previous one's; False when they cannot be derived (the
+        previous caches are missing, damaged or from before term counts were kept)."""
+        from rag.crosslingual import NameMatcher
+
+        old, new = cache_dir(index, self.generation), cache_dir(index, generation)
+        try:
+            bm25 = BM25.updated(old / BM25_CACHE, self.old_docs, new_docs, self.terms)
+            names = NameMatcher.load(old / NAMES_CACHE)
+            names.update(self.gone_texts, self.added_texts)
+            new.mkdir(exist_ok=True)
+            names.save(new / NAMES_CACHE)
+            bm25.save(new / BM25_CACHE)
+        except (OSError, ValueError, KeyError, EOFError, zlib.error):
+            return False
+        return True
+
+
+def _commit_documents(
+    conn,
+    index: Path,
+    changed,
+    removed,
+    plans,
+    want,
+    rebuild: bool,
+    settings: Settings,
+    terms: dict | None = None,
+    stamps: dict | None = None,
+) -> None:
     now = datetime.now(UTC).isoformat(timespec="seconds")
     conn.execute("BEGIN IMMEDIATE")
     try:
         if rebuild:  # recreate, not just empty: a rebuild may follow a format change
-            for table in ("documents", "sentences", "chunks"):
+            for table in ("documents", "sentences", "chunks", "files"):
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
         added_at = dict(conn.execute("SELECT doc_id, added_at FROM documents"))
         gone = removed + [a.doc_id for a in changed]
+        old_meta = read_meta(conn)
+        small = not rebuild and len(gone) <= CARRY_MAX
+        gone_ids = (
+            [i for d in gone for (i,) in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (d,))] if small else []
+        )
         for table in ("documents", "sentences", "chunks"):
             conn.executemany(f"DELETE FROM {table} WHERE doc_id = ?", [(d,) for d in gone])
+        if stamps is not None:
+            _save_stamps(conn, stamps)
         for a in changed:
             sentences, planned = plans[a.doc_id]
             conn.execute(
@@ -637,7 +812,7 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
                     a.content_hash,
                     added_at.get(a.doc_id, now),
                     len(planned),
-                    pack_text(" ".join(bm25_terms(f"{a.title}\n{a.text}"))),
+                    pack_text(" ".join((terms or {}).get(a.doc_id) or bm25_terms(f"{a.title}\n{a.text}"))),
                 ),
             )
             conn.executemany(
@@ -650,9 +825,20 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
                 [(a.doc_id, p.ord, p.start, p.end, p.first_sentence, p.last_sentence, p.embed_hash) for p in planned],
             )
         conn.execute("DELETE FROM embeddings WHERE embed_hash NOT IN (SELECT embed_hash FROM chunks)")
-        generation = int(read_meta(conn).get("generation", "0")) + 1
+        generation = int(old_meta.get("generation", "0")) + 1
         faiss_file = f"vectors-{generation:06d}.faiss"
-        dim, params = _write_faiss(conn, index / faiss_file, settings)
+        new_rows = [
+            row
+            for a in (changed if small else [])
+            for row in conn.execute(
+                "SELECT c.id, e.vector FROM chunks c JOIN embeddings e USING (embed_hash) WHERE c.doc_id = ?",
+                (a.doc_id,),
+            )
+        ]
+        updated = (
+            _update_faiss(conn, index, old_meta, index / faiss_file, gone_ids, new_rows, settings) if small else None
+        )
+        dim, params = updated or _write_faiss(conn, index / faiss_file, settings)
         meta = {
             **want,
             "generation": str(generation),
@@ -681,9 +867,51 @@ def _commit_documents(conn, index: Path, changed, removed, plans, want, rebuild:
             else:
                 with contextlib.suppress(OSError):
                     old.unlink(missing_ok=True)
-    for old in index.glob("cache-*"):  # what readers derived from older generations (see SearchIndex._cached)
-        if old.name != f"cache-{generation}":
-            shutil.rmtree(old, ignore_errors=True)
+
+
+def _update_faiss(
+    conn: sqlite3.Connection,
+    index: Path,
+    meta: dict,
+    path: Path,
+    gone_ids: list[int],
+    new_rows: list,
+    settings: Settings,
+) -> tuple[int, dict] | None:
+    """The previous generation's FAISS file with the chunks of removed and replaced articles taken out and the new
+    ones added, written to `path` (at 140,000 chunks a fraction of rebuilding it from every stored vector); None
+    where it cannot be (no usable previous file, a change of kind, or an HNSW index that would lose vectors)."""
+    params = json.loads(meta.get("faiss_index") or "{}")
+    kind = params.get("kind", "flat")
+    n_after = _count(conn, "chunks")
+    if not meta.get("faiss_file") or kind != resolve_kind(settings.faiss_index, n_after, settings.faiss_auto_above):
+        return None
+    if kind not in ("flat", "hnsw") or (kind == "hnsw" and gone_ids):  # HNSW cannot remove
+        return None
+    try:
+        vectors = faiss.read_index(str(index / meta["faiss_file"]))
+    except RuntimeError:
+        return None
+    if gone_ids:
+        vectors.remove_ids(np.asarray(gone_ids, dtype=np.int64))
+    if new_rows:
+        dim = stored_dim(new_rows[0][1])
+        ids = np.array([r[0] for r in new_rows], dtype=np.int64)
+        vectors.add_with_ids(np.ascontiguousarray(decode_vectors([r[1] for r in new_rows], dim)), ids)
+    if vectors.ntotal != n_after:
+        return None
+    if kind == "hnsw":
+        params["efSearch"] = hnsw_ef_search(n_after)
+    _save_faiss(vectors, path)
+    return vectors.d, params
+
+
+def _save_faiss(vectors: faiss.Index, path: Path) -> None:
+    tmp = path.with_suffix(".faiss.tmp")
+    faiss.write_index(vectors, str(tmp))
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _write_faiss(conn: sqlite3.Connection, path: Path, settings: Settings) -> tuple[int, dict]:
@@ -696,11 +924,7 @@ def _write_faiss(conn: sqlite3.Connection, path: Path, settings: Settings) -> tu
     vecs = decode_vectors([r[1] for r in rows], dim)
     kind = resolve_kind(settings.faiss_index, len(rows), settings.faiss_auto_above)
     index, params = build_faiss(vecs, ids, kind)
-    tmp = path.with_suffix(".faiss.tmp")
-    faiss.write_index(index, str(tmp))
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    _save_faiss(index, path)
     return dim, params
 
 

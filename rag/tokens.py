@@ -63,6 +63,33 @@ class Batch:
     offsets: np.ndarray  # [batch, length, 2] character offsets into each text (prefix excluded; specials empty)
 
 
+@dataclass
+class ChunkEmbedding:
+    vector: np.ndarray  # [dim] float32, L2-normalised: the chunk as a whole
+    span_vectors: np.ndarray  # [n_spans, dim] float32, L2-normalised: each sentence read in the chunk's context
+
+
+def chunk_embeddings(
+    vectors: np.ndarray, states: np.ndarray, batch: Batch, spans: Sequence[Sequence[tuple[int, int]]]
+) -> list[ChunkEmbedding]:
+    """Each chunk's pooled vector, and per character span the mean of the token states that fall in it ("late
+    chunking"), normalised; `states` is [batch, length, dim], aligned with `batch`'s offsets."""
+    lengths = batch.attention_mask.sum(axis=1).tolist()
+    result = []
+    for i, text_spans in enumerate(spans):
+        n = int(lengths[i])
+        tokens, starts, ends = states[i, :n], batch.offsets[i, :n, 0], batch.offsets[i, :n, 1]
+        real = ends > starts  # specials and the prompt have empty or negative ranges
+        pooled = []
+        for a, b in text_spans:
+            mask = real & (ends > a) & (starts < b)
+            pooled.append(tokens[mask].mean(0) if mask.any() else tokens.mean(0))
+        span_vecs = np.asarray(pooled, dtype=np.float32).reshape(len(text_spans), -1)
+        span_vecs /= np.linalg.norm(span_vecs, axis=1, keepdims=True).clip(1e-12)
+        result.append(ChunkEmbedding(vectors[i], span_vecs))
+    return result
+
+
 class Tokens:
     """A `tokenizers.Tokenizer` whose character table runs as one `str.translate` before it.
 

@@ -244,7 +244,7 @@ def test_an_upload_is_all_or_nothing(service, monkeypatch):
     def fail(*_a, **_k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store, "_write_faiss", fail)  # the commit fails after the files were moved in
+    monkeypatch.setattr(store, "_save_faiss", fail)  # the commit fails after the files were moved in
     message = service.add_files([good], replace=False)
     assert message.startswith("refused: indexing failed") and "unchanged" in message
     assert _state(service) == before
@@ -466,7 +466,7 @@ def test_a_damaged_page_in_a_stored_text_names_the_real_fix(built, capsys):
 
 
 def test_a_folder_in_place_of_the_vector_file_is_repaired_with_status_0_and_warm(built, capsys, settings):
-    from rag.retrieve import is_warm
+    from rag.store import is_warm
 
     seeds, index = built
     path = _faiss_file(index)

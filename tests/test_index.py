@@ -137,3 +137,102 @@ def test_index_of_an_older_format_is_rebuilt_by_the_next_build_without_embedding
     again = build_index(seeds_copy, index, settings=settings, progress=False, on_warning=warned.append)
     assert (again.embedded, again.chunks) == (0, first.chunks) and "rebuilding" in warned[0]
     assert SearchIndex(index, settings, embedder=embedder).search("لماذا قطعت ألبانيا علاقاتها مع إيران؟")
+
+
+def _caches_from_scratch(index):
+    """The BM25 and name matcher a reader computes from every article of the index."""
+    from rag.crosslingual import NameMatcher
+    from rag.lexical import BM25
+
+    conn = sqlite3.connect(index / store.DB_NAME)
+    bm25 = BM25(unpack_text(t).split() for (t,) in conn.execute("SELECT terms FROM documents ORDER BY doc_id"))
+    names = NameMatcher.from_texts(
+        f"{t} {unpack_text(x)}" for t, x in conn.execute("SELECT title, text FROM documents")
+    )
+    conn.close()
+    return bm25, names
+
+
+def test_a_small_build_derives_its_caches_from_the_previous_generation(tmp_path, settings, embedder, monkeypatch):
+    from distractors import write_distractors
+
+    from rag.crosslingual import NameMatcher
+    from rag.lexical import BM25, bm25_terms
+
+    seeds, index = tmp_path / "seeds", tmp_path / "index"
+    seeds.mkdir()
+    write_distractors(seeds)
+    build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
+
+    def rebuilt(*_a, **_k):
+        raise AssertionError("the caches were computed from every article again")
+
+    monkeypatch.setattr(store, "_warm", rebuilt)
+    monkeypatch.setattr(store, "_write_faiss", rebuilt)
+    (seeds / "new.txt").write_text("خبر جديد\nافتتحت بلدية زيلاندا متحفا للفنون الرقمية. وحضر الافتتاح مئات الزوار.\n")
+    victim, edited = sorted(seeds.glob("news_*.txt"))[:2]
+    victim.unlink()
+    edited.write_text(edited.read_text(encoding="utf-8") + "\nوأضاف المتحدث أن كوبنهاغن سترسل وفدا.\n")
+    stats = build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
+    assert (stats.added, stats.updated, stats.removed) == (1, 1, 1)
+
+    generation = store.read_meta(sqlite3.connect(index / store.DB_NAME))["generation"]
+    assert [p.name for p in index.glob("cache-*")] == [f"cache-{generation}"]  # the old generation's are gone
+    carried_bm25 = BM25.load(store.cache_dir(index, generation) / store.BM25_CACHE)
+    carried_names = NameMatcher.load(store.cache_dir(index, generation) / store.NAMES_CACHE)
+    scratch_bm25, scratch_names = _caches_from_scratch(index)
+    assert carried_bm25.n_docs == scratch_bm25.n_docs and set(carried_bm25.vocab) == set(scratch_bm25.vocab)
+    for question in ("متحف الفنون الرقمية", "كوبنهاغن وفد", "النفط أسعار", "زيلاندا"):
+        terms = bm25_terms(question)
+        assert carried_bm25.scores(terms) == pytest.approx(scratch_bm25.scores(terms), abs=1e-5)
+    assert carried_bm25.scores(bm25_terms("زيلاندا")).max() > 0  # the new article is found
+    assert carried_names.counts == scratch_names.counts
+    assert carried_names.by_skeleton == scratch_names.by_skeleton
+
+    # The FAISS file: the old one less the removed and replaced chunks, plus the new ones; each id's vector as stored.
+    import faiss
+    import numpy as np
+
+    from rag.vectors import decode_vectors, stored_dim
+
+    reader = SearchIndex(index, settings, embedder=embedder)
+    conn = sqlite3.connect(index / store.DB_NAME)
+    rows = conn.execute("SELECT c.id, e.vector FROM chunks c JOIN embeddings e USING (embed_hash)").fetchall()
+    assert sorted(faiss.vector_to_array(reader.vectors.id_map).tolist()) == sorted(r[0] for r in rows)
+    stored = decode_vectors([r[1] for r in rows], stored_dim(rows[0][1]))
+    held = np.stack([reader.vectors.reconstruct(int(r[0])) for r in rows])
+    assert float((stored * held).sum(1).min()) > 0.999
+    assert reader.search("متحف الفنون الرقمية في زيلاندا")[0].doc_id == "new.txt"
+
+
+def test_files_unchanged_since_the_last_build_are_not_read_again(tmp_path, settings, embedder, monkeypatch):
+    from distractors import write_distractors
+
+    seeds, index = tmp_path / "seeds", tmp_path / "index"
+    paths = write_distractors(seeds)
+    for p in paths:  # settled files: older than a timestamp's resolution
+        os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns - 10**10))
+    first = build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
+    read: list[str] = []
+    real = store.read_articles
+
+    def recording(folder, files=None):
+        read.extend(f.name for f in files)
+        return real(folder, files)
+
+    monkeypatch.setattr(store, "read_articles", recording)
+    again = build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
+    assert read == [] and again.unchanged == first.added and again.embedded == 0
+
+    edited = paths[3]  # same size, new words: the time tells
+    edited.write_text(edited.read_text(encoding="utf-8").replace("ال", "لا", 1), encoding="utf-8")
+    (seeds / "fresh.txt").write_text("خبر\nافتتحت بلدية زيلاندا متحفا للفنون الرقمية.\n", encoding="utf-8")
+    paths[5].unlink()
+    third = build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
+    assert sorted(read) == sorted([edited.name, "fresh.txt"])
+    assert (third.added, third.updated, third.removed, third.unchanged) == (1, 1, 1, first.added - 2)
+    assert SearchIndex(index, settings, embedder=embedder).search("متحف الفنون الرقمية في زيلاندا")
+    read.clear()
+    fourth = build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
+    assert sorted(read) == sorted([edited.name, "fresh.txt"])  # changed seconds ago: read until they settle
+    assert (fourth.added, fourth.updated, fourth.removed) == (0, 0, 0)

@@ -85,6 +85,38 @@ def test_numpy_query_encoder_matches_the_torch_model(model_dir):
     assert float((torch_vectors * numpy_vectors).sum(1).min()) >= 0.9999
 
 
+def test_numpy_chunk_encoder_matches_the_torch_model(model_dir):
+    from rag.embed import Embedder
+    from rag.query_encoder import QueryEncoder
+
+    texts = [t for t in parity_texts() if 40 < len(t) < 1500][:24]
+    spans = [[(0, len(t) // 2), (len(t) // 2, len(t))] for t in texts]
+    torch_chunks = Embedder(str(model_dir), "fp32").embed_chunks(texts, spans)
+    numpy_chunks = QueryEncoder(model_dir).embed_chunks(texts, spans)
+    for a, b in zip(torch_chunks, numpy_chunks, strict=True):
+        assert float(a.vector @ b.vector) >= 0.9999
+        assert float((a.span_vectors * b.span_vectors).sum(1).min()) >= 0.9999
+
+
+def test_a_small_build_imports_no_torch(tmp_path, settings):
+    """Adding an article or two embeds with numpy: the seconds of importing torch are spent on bigger builds."""
+    import subprocess
+    import sys
+
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "a.txt").write_text("عنوان\nأعلنت الوزارة اليوم خطة جديدة لتنظيم الحشود في المشاعر.\n", encoding="utf-8")
+    code = (
+        "import sys; from rag.settings import Settings; from rag.store import build_index\n"
+        f"settings = Settings.from_env(model={settings.model!r})\n"
+        f"s = build_index({str(seeds)!r}, {str(tmp_path / 'index')!r}, settings=settings, progress=False)\n"
+        "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"
+        "print(s.embedded, s.precision.split()[0], heavy)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "1 numpy []", out.stderr
+
+
 def test_asking_imports_neither_torch_nor_sentence_transformers(seed_index):
     import subprocess
     import sys
