@@ -75,6 +75,7 @@ bench-quick: install
 bench-scale: install
 	@$(BIN)/python -c "import ray" 2>/dev/null || $(BIN)/pip install -q -e '.[scale]'
 	$(BIN)/python -m bench.scale --shared $(SHARED)
+	$(BIN)/python -m bench.sizes --shared $(SHARED)
 
 # OpenVINO against torch bf16, same chunks, same run; OpenVINO goes into bench/work/openvino, not the project.
 bench-openvino: install

@@ -53,10 +53,24 @@ def client(running):
     return Client(running[1], verbose=False)
 
 
-def test_app_binds_to_loopback_by_default():
-    from rag.settings import Settings
+def test_app_binds_to_loopback_by_default(seed_index, monkeypatch):
+    """Started with no host, the chat listens on 127.0.0.1 and on no other address of the machine."""
+    from ui.app import launch
 
-    assert Settings().host == "127.0.0.1"
+    monkeypatch.delenv("RAG_HOST", raising=False)
+    port = _free_port()
+    app, url = launch(port=port, index_dir=seed_index, seeds_dir=ROOT / "seeds", block=False, read_only=True)
+    try:
+        assert url == f"http://127.0.0.1:{port}"
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # the address others reach this machine at
+            probe.connect(("10.255.255.255", 1))  # UDP: nothing is sent
+            outside = probe.getsockname()[0]
+        if not outside.startswith("127."):
+            with pytest.raises(OSError):
+                socket.create_connection((outside, port), timeout=5).close()
+    finally:
+        app.close()
 
 
 @pytest.mark.parametrize("question", ["why did Albania cut ties?", "لماذا قطعت ألبانيا علاقاتها مع إيران؟"])
@@ -154,7 +168,7 @@ def test_browser_chat_shows_answer_citation_and_rtl_source(running):
         bot = page.locator("#chat [data-testid=bot]").last
         assert "[1]" in bot.inner_text()
         passage = page.locator("#sources .passage").first
-        assert (passage.is_visible() and "ألبانيا" in passage.inner_text()) or "الألبانية" in passage.inner_text()
+        assert passage.is_visible() and ("ألبانيا" in passage.inner_text() or "الألبانية" in passage.inner_text())
         assert page.locator("#sources mark").first.is_visible()
         rtl = passage.evaluate("e => getComputedStyle(e).direction")
         user = page.locator("#chat [data-testid=user] .message-content").last

@@ -81,7 +81,12 @@ def test_changing_the_kind_rebuilds_from_stored_vectors_without_the_model(
 def test_stored_vectors_keep_their_direction():
     rng = np.random.default_rng(1)
     m = rng.normal(size=(7, 384)).astype(np.float32)
-    m[3] *= 40  # an outlier vector gets its own scale
+    m[3] *= 40  # vectors of other lengths: each is stored with its own scale, code * scale = value
+    m[5] /= 50
+    rows = np.frombuffer(encode_spans(m), dtype=[("scale", "<f2"), ("codes", "i1", (384,))])
+    assert rows["scale"][3] > 30 * rows["scale"][0] > 1500 * rows["scale"][5]
+    values = rows["codes"].astype(np.float32) * rows["scale"].astype(np.float32)[:, None]
+    assert (np.abs(values - m).max(axis=1) <= 0.6 * rows["scale"].astype(np.float32)).all()  # half a step, and f16
     m /= np.linalg.norm(m, axis=1, keepdims=True)
     back = decode_spans(encode_spans(m), 384)
     assert back.shape == m.shape
