@@ -371,12 +371,10 @@ def paragraph_passage(index: SearchIndex, doc_id: str):
 
     text = index.article_text(doc_id)
     spans, vectors = {}, {}
-    for row, d in enumerate(index.chunk_doc):
-        if d != doc_id:
-            continue
-        first, last = index.chunk_sentences[row]
+    for cid in index.doc_chunk_ids(index.doc_ids.index(doc_id)).tolist():
+        ref = index.chunk(cid)
         for span, vec in zip(
-            index.sentence_spans(doc_id, first, last), index.span_vectors(int(index.chunk_ids[row])), strict=False
+            index.sentence_spans(doc_id, ref.first_sentence, ref.last_sentence), index.span_vectors(cid), strict=False
         ):
             spans.setdefault(tuple(span), len(spans))
             vectors.setdefault(tuple(span), vec)

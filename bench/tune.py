@@ -28,7 +28,7 @@ def load(index_dir: Path, settings: Settings, embedder: Embedder):
     vecs = index.vectors.index.reconstruct_n(0, index.vectors.ntotal)  # the stored order, as ids lists it
     order = np.argsort(ids)
     vecs = vecs[order]  # rows now follow index.chunk_ids (sorted)
-    docs = [doc_of(d) for d in index.chunk_doc]
+    docs = [doc_of(index.doc_ids[r]) for r in index.chunk_doc_row]
     return index, vecs, docs
 
 

@@ -160,8 +160,8 @@ def score_sentences(
     best: dict[tuple[str, int], Evidence] = {}
     for doc in docs:
         md = doc.metadata
-        row = index.row_of[md["chunk_id"]]
-        first, last = index.chunk_sentences[row]
+        ref = index.chunk(md["chunk_id"])
+        first, last = ref.first_sentence, ref.last_sentence
         spans = index.sentence_spans(md["doc_id"], first, last)
         span_vecs = index.span_vectors(md["chunk_id"])
         text = index.article_text(md["doc_id"])

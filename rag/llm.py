@@ -191,10 +191,7 @@ class LLMComposer:
         chosen = sorted(best, key=lambda c: -best[c])[: self.settings.llm_passages]
         passages = []
         for n, cid in enumerate(chosen, 1):
-            row = self.index.row_of[cid]
-            doc_id = self.index.chunk_doc[row]
-            start, end = self.index.chunk_span[row]
-            first, last = self.index.chunk_sentences[row]
+            doc_id, start, end, first, last = self.index.chunk(cid)[1:]
             spans = [(a, b) for a, b in self.index.sentence_spans(doc_id, first, last)]
             text = self.index.article_text(doc_id)
             passages.append(

@@ -6,10 +6,12 @@ import contextlib
 import sqlite3
 import threading
 import zlib
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 import faiss
 import numpy as np
@@ -43,6 +45,17 @@ from rag.timeq import DateRange, DocFilter, Period, asks_latest, parse_date, que
 from rag.vectors import decode_spans, set_search_params
 
 RECENCY_BAND = 0.06  # a "latest" question's story: candidates scoring within this of the best (bench.timebench)
+
+
+class ChunkRef(NamedTuple):
+    """Where one chunk lies in its article."""
+
+    chunk_id: int
+    doc_id: str
+    start: int
+    end: int
+    first_sentence: int
+    last_sentence: int
 
 
 @dataclass
@@ -119,10 +132,14 @@ class SearchIndex:
         check_compatible(meta, expected_meta(self.settings, fingerprint), self.index_dir)
         vectors = read_faiss(self.index_dir / meta["faiss_file"], self.index_dir)
         set_search_params(vectors, meta.get("faiss_index"))
-        rows = conn.execute(
-            "SELECT id, doc_id, start, end, first_sentence, last_sentence, embed_hash FROM chunks ORDER BY id"
-        ).fetchall()
-        if vectors.ntotal != len(rows):
+        cursor = conn.execute("SELECT id, doc_id, start, end, first_sentence, last_sentence FROM chunks ORDER BY id")
+        ids, chunk_docs, bounds = array("q"), [], array("q")
+        while batch := cursor.fetchmany(65536):  # numbers into arrays as they come: no million tuples at once
+            for cid, doc, start, end, first, last in batch:
+                ids.append(cid)
+                chunk_docs.append(doc)
+                bounds.extend((start, end, first, last))
+        if vectors.ntotal != len(ids):
             raise IndexError_(
                 f"the vector file of the index at {self.index_dir} does not match its database: "
                 "run `rag index` to repair it"
@@ -135,18 +152,16 @@ class SearchIndex:
         self.conn = conn
         self.meta = meta
         self.vectors = vectors
-        self.chunk_ids = np.array([r[0] for r in rows], dtype=np.int64)
-        self.row_of = {cid: i for i, cid in enumerate(self.chunk_ids.tolist())}
-        self.chunk_doc = [r[1] for r in rows]
-        self.chunk_span = [(r[2], r[3]) for r in rows]
-        self.chunk_sentences = [(r[4], r[5]) for r in rows]
-        self.chunk_hash = [r[6] for r in rows]
+        # The chunk table as numpy arrays, by row (chunk ids ascending): at a million chunks, lists of tuples and a
+        # dict from id to row would take about half a gigabyte more.
+        self.chunk_ids = np.frombuffer(ids, dtype=np.int64)
+        self._bounds = np.frombuffer(bounds, dtype=np.int64).reshape(-1, 4)  # start, end, first and last sentence
         self.doc_ids = [d[0] for d in docs]
         doc_row = {d: i for i, d in enumerate(self.doc_ids)}
-        self.chunk_doc_row = np.array([doc_row[d] for d in self.chunk_doc], dtype=np.int64)
-        self.doc_chunk_ids: list[list[int]] = [[] for _ in docs]
-        for cid, d in zip(self.chunk_ids.tolist(), self.chunk_doc_row.tolist(), strict=True):
-            self.doc_chunk_ids[d].append(cid)
+        self.chunk_doc_row = np.fromiter((doc_row[d] for d in chunk_docs), dtype=np.int64, count=len(chunk_docs))
+        del chunk_docs
+        self._by_doc = np.argsort(self.chunk_doc_row, kind="stable")  # rows grouped by article, in id order
+        self._doc_start = np.searchsorted(self.chunk_doc_row[self._by_doc], np.arange(len(docs) + 1))
         self.cache_dir = cache_dir(self.index_dir, meta.get("generation", ""))
 
         def build_bm25() -> BM25:
@@ -208,6 +223,26 @@ class SearchIndex:
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
+
+    def row(self, chunk_id: int) -> int:
+        """The row of a chunk in this generation's arrays."""
+        i = int(np.searchsorted(self.chunk_ids, chunk_id))
+        if i >= len(self.chunk_ids) or self.chunk_ids[i] != chunk_id:
+            raise KeyError(chunk_id)
+        return i
+
+    def chunk(self, chunk_id: int) -> ChunkRef:
+        """Where a chunk lies: its article, character span, and first and last sentence."""
+        row = self.row(chunk_id)
+        start, end, first, last = (int(x) for x in self._bounds[row])
+        return ChunkRef(chunk_id, self.doc_ids[self.chunk_doc_row[row]], start, end, first, last)
+
+    def doc_chunk_ids(self, doc_row: int) -> np.ndarray:
+        """The chunk ids of one article (by its row), ascending."""
+        return self.chunk_ids[self._by_doc[self._doc_start[doc_row] : self._doc_start[doc_row + 1]]]
+
+    def chunk_doc(self, chunk_id: int) -> str:
+        return self.doc_ids[self.chunk_doc_row[self.row(chunk_id)]]
 
     # -- reading -------------------------------------------------------------------------------------
     def query_vector(self, question: str) -> np.ndarray:
@@ -367,9 +402,9 @@ class SearchIndex:
         return [{**dict(zip(keys, r, strict=True)), "outlet": self.outlets.get(r[0], r[2])} for r in rows]
 
     def span_vectors(self, chunk_id: int) -> np.ndarray:
-        h = self.chunk_hash[self.row_of[chunk_id]]
+        query = "SELECT e.spans FROM chunks c JOIN embeddings e USING (embed_hash) WHERE c.id = ?"
         with self.lock:
-            (blob,) = self.conn.execute("SELECT spans FROM embeddings WHERE embed_hash = ?", (h,)).fetchone()
+            (blob,) = self.conn.execute(query, (chunk_id,)).fetchone()
         return decode_spans(blob, self.vectors.d)
 
     def sentence_spans(self, doc_id: str, first: int, last: int) -> list[tuple[int, int]]:
@@ -400,7 +435,7 @@ class SearchIndex:
             depth = min(n, max(self.settings.candidates, k))
             params = None
             if admitted is not None:  # FAISS searches only the admitted articles' chunks
-                ids = np.concatenate([self.doc_chunk_ids[d] for d in np.flatnonzero(admitted)]).astype(np.int64)
+                ids = np.concatenate([self.doc_chunk_ids(d) for d in np.flatnonzero(admitted)]).astype(np.int64)
                 params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(ids))
             dense_scores, dense_ids = self.vectors.search(qvec[None, :], depth, params=params)
             dense = {int(c): float(s) for c, s in zip(dense_ids[0], dense_scores[0], strict=True) if c >= 0}
@@ -412,17 +447,17 @@ class SearchIndex:
                 for d in np.argsort(-lexical)[: self.settings.candidates]:
                     if lexical[d] <= 0:
                         break
-                    for cid in self.doc_chunk_ids[d]:  # chunks of lexically strong articles get their cosine
+                    for cid in self.doc_chunk_ids(d).tolist():  # chunks of lexically strong articles get their cosine
                         if cid not in dense:
                             dense[cid] = float(self.vectors.reconstruct(cid) @ qvec)
-            fused = {c: s + weight * float(lexical[self.chunk_doc_row[self.row_of[c]]]) for c, s in dense.items()}
+            fused = {c: s + weight * float(lexical[self.chunk_doc_row[self.row(c)]]) for c, s in dense.items()}
             timed = self.time_prior(question, fused)
             fused = {c: s + timed.get(c, 0.0) for c, s in fused.items()}
             margin = self._distinct_margin(dense)
             lexical_lead = self._distinct_lexical_lead(lexical) if weight > 0 else 0.0
             hits = []
             for cid, copies in self._distinct_chunks(sorted(fused, key=lambda c: -fused[c]), k):
-                lex = float(lexical[self.chunk_doc_row[self.row_of[cid]]])
+                lex = float(lexical[self.chunk_doc_row[self.row(cid)]])
                 hit = self._hit(cid, dense[cid], lex, fused[cid], margin)
                 hit.lexical_lead, hit.copies, hit.time = lexical_lead, copies, timed.get(cid, 0.0)
                 hits.append(hit)
@@ -438,7 +473,7 @@ class SearchIndex:
         reports of the story), `recency_weight` over the rank of its day, newest first (1, 1/2, 1/3, ...). A prior,
         not a sort: an older report that answers can still beat a newer one that does not.
         """
-        rows = {c: int(self.chunk_doc_row[self.row_of[c]]) for c in base}
+        rows = {c: int(self.chunk_doc_row[self.row(c)]) for c in base}
         period = question_period(question, now=self.date_range.last)
         # a day or a week, not a month: "by the end of June" is reported in July, so a month says little of the date
         # of the report (on the news dev set a month prior cost one English question its evidence)
@@ -492,13 +527,13 @@ class SearchIndex:
         each with the other articles whose copies it stands for."""
         out = []
         for cid, dups in distinct(ranked, self.vectors.reconstruct, k):
-            doc = self.chunk_doc[self.row_of[cid]]
-            out.append((cid, list(dict.fromkeys(d for c in dups if (d := self.chunk_doc[self.row_of[c]]) != doc))))
+            doc = self.chunk_doc(cid)
+            out.append((cid, list(dict.fromkeys(d for c in dups if (d := self.chunk_doc(c)) != doc))))
         return out
 
     def _story_vector(self, doc_row: int) -> np.ndarray:
         """An article's mean chunk vector, unit length: near-identical for syndicated copies of one story."""
-        vec = np.mean([self.vectors.reconstruct(c) for c in self.doc_chunk_ids[doc_row]], axis=0)
+        vec = np.mean([self.vectors.reconstruct(int(c)) for c in self.doc_chunk_ids(doc_row)], axis=0)
         return vec / (np.linalg.norm(vec) or 1.0)
 
     def _distinct_lexical_lead(self, lexical: np.ndarray, n: int = 5) -> float:
@@ -509,9 +544,8 @@ class SearchIndex:
         return 1.0 - sum(scores) / n if scores else 0.0
 
     def _hit(self, cid: int, dense: float, lexical: float, score: float, margin: float) -> Hit:
-        row = self.row_of[cid]
-        doc = self.chunk_doc[row]
-        start, end = self.chunk_span[row]
+        ref = self.chunk(cid)
+        doc, start, end = ref.doc_id, ref.start, ref.end
         title, source = self.titles.get(doc, ""), self.sources.get(doc, "")
         return Hit(
             cid, doc, title, source, start, end, self.article_text(doc)[start:end], dense, lexical, score, margin
