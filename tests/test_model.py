@@ -256,7 +256,8 @@ def test_auto_precision_is_measured_once_per_cpu_and_kept_beside_the_model(model
 
     seeds = model_copy.parent / "seeds"  # `rag index` says which precision it used, and why, in one line
     seeds.mkdir()
-    (seeds / "a.txt").write_text("عنوان\nأعلنت الوزارة اليوم خطة جديدة لتنظيم الحشود.", encoding="utf-8")
+    body = " ".join(f"وفي البند {i} من الخطة أعلنت الوزارة تنظيم الحشود في المشاعر." for i in range(200))
+    (seeds / "a.txt").write_text(f"عنوان\n{body}", encoding="utf-8")  # more chunks than numpy is used for
     monkeypatch.setenv("RAG_MODEL", str(model_copy))
     monkeypatch.setenv("RAG_PRECISION", "auto")
     assert main(["index", "--seeds", str(seeds), "--index", str(model_copy.parent / "index"), "--quiet"]) == 0
