@@ -199,11 +199,11 @@ def additions(index: Path, seeds: Path, held: list[dict]) -> dict:
             ),
             "",
         )
-        one.unlink()
         kind = json.loads((scratch_index / "manifest.json").read_text()).get("faiss_index", "{}")
-        if '"hnsw"' in kind:
+        if '"hnsw"' in kind:  # kept: its removal would rebuild the HNSW file, in the next measure too
             out["remove one article: rag index (s)"] = "not measured: HNSW cannot remove, the FAISS file is rebuilt"
         else:
+            one.unlink()
             out["remove one article: rag index (s)"], _ = cli(
                 "index", "--seeds", str(scratch_seeds), "--index", str(scratch_index), "--quiet"
             )

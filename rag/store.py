@@ -389,7 +389,10 @@ def build_index(
         stamps = file_stamps(seeds, files)
         replaced = {a.source for a in pending}
         kept = {} if rebuild else _unchanged_files(conn, stamps, replaced)  # doc_id -> source, of files not read
-        articles, skipped = read_articles(seeds, [f for f in files if f.relative_to(seeds).as_posix() not in kept])
+        kept_files = set(kept.values())
+        articles, skipped = read_articles(
+            seeds, [f for f in files if f.relative_to(seeds).as_posix() not in kept_files]
+        )
         if any(a.doc_id in kept for a in articles):  # an article id moved between files: read them all
             kept = {}
             articles, skipped = read_articles(seeds, files)

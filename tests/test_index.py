@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
@@ -210,6 +211,10 @@ def test_files_unchanged_since_the_last_build_are_not_read_again(tmp_path, setti
 
     seeds, index = tmp_path / "seeds", tmp_path / "index"
     paths = write_distractors(seeds)
+    bulk = seeds / "bulk.jsonl"  # a file of several articles, whose ids are not its name
+    rows = [{"id": f"b{i}", "title": f"خبر {i}", "text": f"أعلنت البلدية رقم {i} خطة للحدائق."} for i in range(3)]
+    bulk.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    paths.append(bulk)
     for p in paths:  # settled files: older than a timestamp's resolution
         os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns - 10**10))
     first = build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
