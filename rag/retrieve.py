@@ -231,6 +231,10 @@ class SearchIndex:
             raise KeyError(chunk_id)
         return i
 
+    def doc_rows(self, chunk_ids: list[int]) -> np.ndarray:
+        """The article row of each chunk (all of them present in this generation), at once."""
+        return self.chunk_doc_row[np.searchsorted(self.chunk_ids, np.asarray(chunk_ids, dtype=np.int64))]
+
     def chunk(self, chunk_id: int) -> ChunkRef:
         """Where a chunk lies: its article, character span, and first and last sentence."""
         row = self.row(chunk_id)
@@ -450,7 +454,9 @@ class SearchIndex:
                     for cid in self.doc_chunk_ids(d).tolist():  # chunks of lexically strong articles get their cosine
                         if cid not in dense:
                             dense[cid] = float(self.vectors.reconstruct(cid) @ qvec)
-            fused = {c: s + weight * float(lexical[self.chunk_doc_row[self.row(c)]]) for c, s in dense.items()}
+            cids = list(dense)
+            doc_lexical = lexical[self.doc_rows(cids)].tolist()
+            fused = {c: dense[c] + weight * float(x) for c, x in zip(cids, doc_lexical, strict=True)}
             timed = self.time_prior(question, fused)
             fused = {c: s + timed.get(c, 0.0) for c, s in fused.items()}
             margin = self._distinct_margin(dense)
@@ -473,7 +479,7 @@ class SearchIndex:
         reports of the story), `recency_weight` over the rank of its day, newest first (1, 1/2, 1/3, ...). A prior,
         not a sort: an older report that answers can still beat a newer one that does not.
         """
-        rows = {c: int(self.chunk_doc_row[self.row(c)]) for c in base}
+        rows = dict(zip(base, self.doc_rows(list(base)).tolist(), strict=True))
         period = question_period(question, now=self.date_range.last)
         # a day or a week, not a month: "by the end of June" is reported in July, so a month says little of the date
         # of the report (on the news dev set a month prior cost one English question its evidence)
