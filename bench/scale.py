@@ -122,7 +122,12 @@ def full_index(root: Path, settings: Settings) -> Path:
     same records, so their stored vectors are reused."""
     import shutil
 
-    write_records(FULL_SEEDS / "saudinewsnet.jsonl", saudinewsnet(root, 20_000)[:-HELD_OUT])
+    target = FULL_SEEDS / "saudinewsnet.jsonl"
+    write_records(target.with_suffix(".new"), saudinewsnet(root, 20_000)[:-HELD_OUT])
+    if target.is_file() and target.read_bytes() == target.with_suffix(".new").read_bytes():
+        target.with_suffix(".new").unlink()  # unchanged: keep its time, so builds need not read it again
+    else:
+        target.with_suffix(".new").replace(target)
     if not (FULL_INDEX / DB_NAME).is_file() and (SCALE_INDEX / DB_NAME).is_file():
         shutil.rmtree(FULL_INDEX, ignore_errors=True)
         shutil.copytree(SCALE_INDEX, FULL_INDEX)

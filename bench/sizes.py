@@ -185,6 +185,7 @@ def additions(index: Path, seeds: Path, held: list[dict]) -> dict:
     shutil.copytree(seeds, scratch_seeds)
     out: dict = {}
     try:
+        build_index(scratch_seeds, scratch_index, progress=False)  # a no-change build: the state after any earlier
         one = scratch_seeds / "added_one.txt"
         one.write_text(f"{held[0]['title']}\n{held[0]['text']}\n", encoding="utf-8")
         os.utime(one, ns=(time.time_ns() - 10**10,) * 2)
