@@ -11,7 +11,7 @@ import numpy as np
 from rag.settings import Settings
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -28,7 +28,7 @@ def api_overhead(index_dir: Path, seeds_dir: Path, settings: Settings, embedder,
 
     service = ChatService(index_dir, seeds_dir, settings, read_only=True)
     service.index._embedder = embedder
-    app, url = start_app(service, "127.0.0.1", _free_port())
+    app, url = start_app(service, "127.0.0.1", free_port())
 
     def fresh() -> None:
         service.index._query_cache.clear()

@@ -16,7 +16,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.api import free_port
 from bench.data import data_dir, news_dev, saudinewsnet, write_records
 from bench.run import _PEAK_RSS, ROOT, latencies_ms, log
 from bench.scale import FULL_SEEDS, HELD_OUT, SCALE_INDEX, WORK, disk_per_chunk, full_index, real_vectors
@@ -118,19 +118,13 @@ def grown_index(root: Path, settings: Settings, target_chunks: int) -> Path:
     return GROWN_INDEX
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve_rss(index: Path, seeds: Path, questions: list[str], n: int = 200) -> dict:
     """`rag serve --read-only` on the index, asked `n` questions over its OpenAI-compatible API: its RSS then."""
     import httpx
 
     from ui.openai_api import MODEL_ID
 
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "RAG_INDEX_DIR": str(index), "RAG_SEEDS_DIR": str(seeds)}
     cmd = [sys.executable, "-m", "rag.cli", "serve", "--read-only", "--port", str(port)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

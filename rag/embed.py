@@ -139,6 +139,10 @@ class Embedder:
             self.calibration = self.calibrate()
             self.precision = self.calibration.choice
 
+    def precision_line(self) -> str:
+        """How this embedder encodes, and why: the calibration's line, or the setting that forced it."""
+        return self.calibration.line() if self.calibration else f"{self.precision} (set by RAG_PRECISION)"
+
     def calibrate(self, refresh: bool = False) -> Calibration:
         """The precision measured for this CPU and thread count: read from `precision-<key>.json` beside the model,
         or measured now (a few seconds) and kept there. A model folder that cannot be written only costs the

@@ -245,9 +245,6 @@ class SearchIndex:
         """The chunk ids of one article (by its row), ascending."""
         return self.chunk_ids[self._by_doc[self._doc_start[doc_row] : self._doc_start[doc_row + 1]]]
 
-    def chunk_doc(self, chunk_id: int) -> str:
-        return self.doc_ids[self.chunk_doc_row[self.row(chunk_id)]]
-
     # -- reading -------------------------------------------------------------------------------------
     def query_vector(self, question: str) -> np.ndarray:
         with self.lock:
@@ -533,8 +530,8 @@ class SearchIndex:
         each with the other articles whose copies it stands for."""
         out = []
         for cid, dups in distinct(ranked, self.vectors.reconstruct, k):
-            doc = self.chunk_doc(cid)
-            out.append((cid, list(dict.fromkeys(d for c in dups if (d := self.chunk_doc(c)) != doc))))
+            doc = self.chunk(cid).doc_id
+            out.append((cid, list(dict.fromkeys(d for c in dups if (d := self.chunk(c).doc_id) != doc))))
         return out
 
     def _story_vector(self, doc_row: int) -> np.ndarray:

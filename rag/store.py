@@ -441,18 +441,18 @@ def build_index(
             elif engine is None:
                 embedder = embedder or Embedder(str(settings.model), settings.precision)
                 engine = local_engine(embedder, settings.batch_size)
-                calibration = embedder.calibration
-                stats.precision = calibration.line() if calibration else f"{embedder.precision} (set by RAG_PRECISION)"
+                stats.precision = embedder.precision_line()
             stats.model_loaded = True
             _embed_missing(conn, engine, missing, progress)
             stats.embedded = len(missing)
         if before_commit:
             before_commit()
         carry = None if rebuild else _Carry.before_commit(conn, meta, changed, removed)
-        _commit_documents(conn, index, changed, removed, plans, want, rebuild, settings, carry and carry.terms, stamps)
+        generation = _commit_documents(
+            conn, index, changed, removed, plans, want, rebuild, settings, carry and carry.terms, stamps
+        )
         stats.chunks = _count(conn, "chunks")
         new_docs = [d for (d,) in conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")] if carry else []
-        generation = read_meta(conn)["generation"]
         if rebuild and (conn.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE or _mostly_free(conn)):
             compact(conn)
     except sqlite3.DatabaseError as exc:
@@ -778,7 +778,8 @@ def _commit_documents(
     settings: Settings,
     terms: dict | None = None,
     stamps: dict | None = None,
-) -> None:
+) -> str:
+    """Write the changed articles, their chunks and a new FAISS file in one transaction; the new generation."""
     now = datetime.now(UTC).isoformat(timespec="seconds")
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -870,6 +871,7 @@ def _commit_documents(
             else:
                 with contextlib.suppress(OSError):
                     old.unlink(missing_ok=True)
+    return str(generation)
 
 
 def _update_faiss(
