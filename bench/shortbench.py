@@ -1,6 +1,6 @@
 """Short answers, measured: SQuAD-style exact match and F1 against gold spans, and news answers' shape.
 
-Usage: python -m bench.shortbench [--half tune|test] [--shared ../shared]
+Usage: python -m bench.shortbench [--half tune|test] [--shared ../shared] [--sweep | --quotes]
 
 - XQuAD English->Arabic and Arabic->Arabic (gold `answer_ar`) over the whole XQuAD index, and ARCD-test over its own
   index: F1 over every question (no short answer scores 0), and over the questions that ask for a number or a date.
@@ -158,6 +158,66 @@ def sweep(root: Path, settings: Settings) -> None:
         print(f"lead >= {lead:.2f}: " + " | ".join(cells))
 
 
+def quote_grid(root: Path, settings: Settings, half: str = "tune") -> None:
+    """Evidence in the quotes, quoted characters (median), share of shown citations holding the evidence and
+    citations per answer, over the quote margins, the sentences quoted and RAG_QUOTE_CHARS, by set and language
+    (news dev and a third of the XQuAD questions of one half). Prints one line per setting."""
+    import dataclasses
+
+    from bench.calibrate import xquad_quarter
+    from rag.answering import ExtractiveAnswerer, present, score_sentences
+    from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual
+
+    _, en, ar, titles = xquad(root)
+    quarter = xquad_quarter(titles)
+    keep = (0, 1) if half == "tune" else (2, 3)
+    news = [i for i in news_dev(root) if i.half == half and i.kind in ("single", "followup")]
+    xq = [q for qs in (en, ar) for q in qs[::3] if quarter[q.context_id] in keep]
+    sets = []
+    for name, qs in (
+        ("news", [(i.questions[0], i.evidence[0]) for i in news]),
+        ("xquad", [(q.text, [q.answer]) for q in xq]),
+    ):
+        index = SearchIndex(WORK / f"{name}-index", settings)
+        retriever = HybridRetriever(index=index)
+        rows = []
+        for q, evidence in qs:
+            docs = retriever.invoke(q)
+            rows.append((q, evidence, docs, score_sentences(index, q, docs)))
+        sets.append((name, index, rows))
+    grid = [
+        (m, mc, n, qc)
+        for qc in (0, settings.quote_chars)
+        for m, mc, n in ((0.06, 0.2, 5), (0.06, 0.1, 4), (0.03, 0.1, 3), (0.0, 0.0, 1))
+    ]
+    for margin, margin_cross, most, quote_chars in grid:
+        cells = []
+        for name, index, rows in sets:
+            index.settings = dataclasses.replace(settings, quote_chars=quote_chars)
+            answerer = ExtractiveAnswerer(index.article_text, 3, margin, margin_cross, most)
+            for lang in ("en", "ar"):
+                hits, chars, held, cited = [], [], [], []
+                for q, evidence, docs, scored in rows:
+                    if is_cross_lingual(q) != (lang == "en"):
+                        continue
+                    a = answerer(q, docs, scored)
+                    present(index, a, q, q)
+                    hits.append(any(e in c.quote for c in a.citations for e in evidence))
+                    chars.append(sum(len(c.quote) for c in a.citations))
+                    held += [any(e in c.quote for e in evidence) for c in a.citations]
+                    cited.append(len(a.citations))
+                cells.append(
+                    f"{name} {lang} (n={len(hits)}): evidence {statistics.fmean(hits):.3f} characters "
+                    f"{statistics.median(chars):.0f} holding {statistics.fmean(held):.2f} citations "
+                    f"{statistics.fmean(cited):.2f}"
+                )
+        print(
+            f"margin {margin}/{margin_cross} (Arabic/Latin), quoted <= {most}, RAG_QUOTE_CHARS={quote_chars}: "
+            + " | ".join(cells),
+            flush=True,
+        )
+
+
 def short_figures(root: Path, settings: Settings, embedder, half: str = "test") -> dict:
     """Short-answer figures on one half: XQuAD articles by quarter (0, 1 tune; 2, 3 test), ARCD-test split in two by
     position (even tune, odd test), news dev by its own halves."""
@@ -193,11 +253,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shared", default=None)
     parser.add_argument("--half", choices=("tune", "test"), default="test")
     parser.add_argument("--sweep", action="store_true", help="right and wrong short answers by lead (tuning halves)")
+    parser.add_argument("--quotes", action="store_true", help="quote shape over margins and RAG_QUOTE_CHARS")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     root = data_dir(args.shared)
     if args.sweep:
         sweep(root, settings)
+        return 0
+    if args.quotes:
+        quote_grid(root, settings, args.half)
         return 0
     figures = short_figures(root, settings, Embedder(str(settings.model), settings.precision), args.half)
     print(json.dumps(figures, indent=2, ensure_ascii=False))

@@ -42,6 +42,7 @@ class Settings:
     )  # RAG_REFUSAL_MODEL
     max_sentences: int = 3  # RAG_MAX_SENTENCES: citations in an answer (touching sentences share one)
     max_quoted: int = 5  # RAG_MAX_QUOTED: sentences quoted in an answer, at most
+    quote_chars: int = 300  # RAG_QUOTE_CHARS: a longer quote is cut to its clauses around the answer (0: never)
     max_question_chars: int = 2000  # RAG_MAX_QUESTION_CHARS: longer questions are truncated
     max_upload_bytes: int = 2_000_000  # RAG_MAX_UPLOAD_BYTES: per uploaded file in the web chat
     max_upload_articles: int = 2000  # RAG_MAX_UPLOAD_ARTICLES: articles in one upload of the web chat, at most

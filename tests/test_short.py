@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
 from rag import answer, article_text
 from rag.lexical import analyze
+from rag.quotes import tight_span
 from rag.short import asks_for, date_candidates, number_candidates, number_value, short_answer, short_line
+from rag.store import build_index
 
 
 @pytest.mark.parametrize(
@@ -108,3 +110,44 @@ def test_arabic_question_gets_the_span_first_and_a_why_question_none(seed_index)
     assert a.text.splitlines()[0].startswith("«24 ساعة» [")
     why = answer("Why did Albania cut diplomatic ties with Iran?", index_dir=seed_index)
     assert why.found and not why.short and not why.text.startswith("«")
+
+
+# A run-on news sentence (commas only) with the deadline deep inside it.
+RUN_ON = (
+    "وقال المتحدث باسم وزارة الخارجية في مؤتمر صحفي عقده في العاصمة صباح اليوم، بحضور عدد من الصحفيين المحليين "
+    "والأجانب، إن الحكومة درست الملف طويلا مع شركائها في المنطقة، وإنها استدعت السفير للتشاور، وإن الوزارة أبلغت "
+    "الدبلوماسيين بضرورة مغادرة البلاد خلال 24 ساعة من تاريخ الإبلاغ، مضيفا أن القرار جاء بعد تحقيق استمر عدة أشهر "
+    "شاركت فيه أجهزة أمنية من دول صديقة، وأن الحكومة ستعلن نتائجه كاملة في وقت لاحق من الشهر المقبل، كما أكد أن "
+    "العلاقات التجارية بين البلدين لن تتأثر في الوقت الحالي."
+)
+
+
+def test_a_long_sentence_is_cut_to_clauses_that_keep_the_answer():
+    at = RUN_ON.index("24 ساعة")
+    keep = (at, at + 2)
+    words = frozenset(analyze("مغادرة الدبلوماسيين"))
+
+    def weigh(text: str) -> float:
+        return len(words & frozenset(analyze(text))) / len(words)
+
+    a, b = tight_span(RUN_ON, 0, len(RUN_ON), weigh, 150, keep)
+    assert 0 < b - a <= 150 and a <= keep[0] and keep[1] <= b
+    assert "مغادرة البلاد خلال 24 ساعة" in RUN_ON[a:b] and not RUN_ON[a:b].endswith("،")
+    assert tight_span(RUN_ON, 0, len(RUN_ON), weigh, 0, keep) == (0, len(RUN_ON))  # 0: never cut
+    assert tight_span(RUN_ON, 10, 90, weigh, 150) == (10, 90)  # already short enough
+
+
+def test_the_quote_holding_the_short_answer_is_tight_and_the_passage_whole(tmp_path, settings, embedder):
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    (seeds / "expel.txt").write_text("طرد دبلوماسيين\n" + RUN_ON, encoding="utf-8")
+    build_index(seeds, tmp_path / "index", settings=settings, embedder=embedder, progress=False)
+    question = "How many hours were the diplomats given to leave the country?"
+    a = answer(question, index_dir=tmp_path / "index", settings=settings)
+    assert a.found and a.short and a.short["value"] == "24", a.text
+    c = next(c for c in a.citations if c.n == a.short["citation"])
+    text = article_text(c.doc_id, tmp_path / "index")
+    assert len(c.quote) <= settings.quote_chars < len(RUN_ON) and text[c.start : c.end] == c.quote
+    assert c.start <= a.short["start"] < a.short["end"] <= c.end and RUN_ON in c.passage
+    whole = answer(question, index_dir=tmp_path / "index", settings=replace(settings, quote_chars=0))
+    assert whole.citations[0].quote == RUN_ON  # RAG_QUOTE_CHARS=0: the sentence whole
