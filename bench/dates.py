@@ -16,10 +16,13 @@ def date_figures(root: Path, n: int | None = None) -> dict:
     named = sum(article_date("", {}, f"{r['id']}.txt", r["text"])[0] == r["date"][:10] for r in rows)
     lines = [dateline(r["text"]) for r in rows]
     earlier = sum(bool(d) and d < r["date"][:10] for d, r in zip(lines, rows, strict=True))
+    anywhere = sum(bool(dateline(r["text"], len(r["text"]))) for r in rows)
     return {
         "articles": len(rows),
         "date from the file name alone (equal to the record's day)": named / len(rows),
         "date from a dateline alone": sum(bool(d) for d in lines) / len(rows),
+        "articles with a full date anywhere in the text (what any reader of the text could reach)": anywhere
+        / len(rows),
         "datelines before the record's date (the record's is a collection date)": earlier,
     }
 

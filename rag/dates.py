@@ -65,11 +65,11 @@ def date_in_name(name: str) -> str:
     return ""
 
 
-def dateline(text: str) -> str:
-    """The date of a dateline in the first DATELINE_CHARS characters: a Gregorian day, month and year ("10 أغسطس
+def dateline(text: str, within: int = DATELINE_CHARS) -> str:
+    """The date of a dateline in the first `within` characters: a Gregorian day, month and year ("10 أغسطس
     2015", either month system, Arabic-Indic digits) or a Hijri one ("25 شوال 1436 هـ"); the Gregorian wins when
     both are given ("... هـ الموافق 10 أغسطس 2015 م")."""
-    head = text[:DATELINE_CHARS].translate(DIGITS)
+    head = text[:within].translate(DIGITS)
     p = question_period(head)
     if p and p.precision == "day":
         return p.start.isoformat()
