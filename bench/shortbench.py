@@ -3,7 +3,8 @@
 Usage: python -m bench.shortbench [--half tune|test] [--shared ../shared] [--sweep | --quotes]
 
 - XQuAD English->Arabic and Arabic->Arabic (gold `answer_ar`) over the whole XQuAD index, and ARCD-test over its own
-  index: F1 over every question (no short answer scores 0), and over the questions that ask for a number or a date.
+  index: F1 over every question (no short answer scores 0), and over the questions that ask for a number, a date
+  or a person's name.
 - News dev: of the how_many/who/where/when questions, the share given a short answer that holds an evidence span,
   and given one that does not; quoted characters per answer (median), citations per answer, and the share of shown
   citations that hold the evidence.
@@ -117,44 +118,52 @@ def news_rows(chain, items) -> dict[str, dict[str, float]]:
 
 
 def sweep(root: Path, settings: Settings) -> None:
-    """Given right and wrong short answers over the lead a short answer needs (`rag.short.MIN_LEAD`), on the tuning
-    halves: XQuAD's number and date questions (right: F1 >= 0.5) and the news dev fact questions (right: holds the
-    evidence). Prints one line per lead."""
+    """Given right and wrong short answers over the lead a short answer needs (`rag.short.MIN_LEAD`, and
+    `MIN_LEAD_PERSON` for a name), on the tuning
+    halves: XQuAD's number, date and who questions (right: F1 >= 0.5) and the news dev fact questions (right: holds
+    the evidence), by set, language and what is asked (a name, or a number or a date). Prints one line per lead."""
     from bench.calibrate import xquad_quarter
     from rag.answering import make_chain
     from rag.retrieve import SearchIndex
 
     _, en, ar, titles = xquad(root)
     quarter = xquad_quarter(titles)
-    rows: dict[str, list[tuple[float, bool]]] = {"xquad en": [], "xquad ar": [], "news en": [], "news ar": []}
-    asked = dict.fromkeys(rows, 0)
+    rows: dict[str, list[tuple[float, bool]]] = {}
+    asked: Counter[str] = Counter()
+
+    def group(name: str, question: str) -> str:  # a name asked for, or a number or a date
+        return f"{name} {'who' if asks_for(question) == 'person' else 'number/date'}"
+
     import rag.short
 
-    kept_lead, rag.short.MIN_LEAD = rag.short.MIN_LEAD, -1.0  # every short answer, with its lead
+    kept = rag.short.MIN_LEAD, rag.short.MIN_LEAD_PERSON
+    rag.short.MIN_LEAD = rag.short.MIN_LEAD_PERSON = -1.0  # every short answer, with its lead
     try:
         chain = make_chain(SearchIndex(WORK / "xquad-index", settings))
         for lang, qs in (("en", en), ("ar", ar)):
             for q in qs:
                 if quarter[q.context_id] in (0, 1) and typed(q.text):
-                    asked[f"xquad {lang}"] += 1
+                    key = group(f"xquad {lang}", q.text)
+                    asked[key] += 1
                     a = chain.invoke(q.text)
                     if a.found and a.short:
-                        rows[f"xquad {lang}"].append((a.short["lead"], f1(a.short["text"], q.answer) >= 0.5))
+                        rows.setdefault(key, []).append((a.short["lead"], f1(a.short["text"], q.answer) >= 0.5))
         news = make_chain(SearchIndex(WORK / "news-index", settings))
         for i in news_dev(root):
             if i.half == "tune" and i.type in ("how_many", "when", "who", "where"):
-                asked[f"news {i.lang}"] += 1
+                key = group(f"news {i.lang}", i.questions[0])
+                asked[key] += 1
                 a = news.invoke(i.questions[0])
                 if a.found and a.short:
-                    rows[f"news {i.lang}"].append((a.short["lead"], holds(a.short, i.evidence[0])))
+                    rows.setdefault(key, []).append((a.short["lead"], holds(a.short, i.evidence[0])))
     finally:
-        rag.short.MIN_LEAD = kept_lead
-    for lead in (0.0, 0.02, 0.04, 0.06, 0.08, 0.1):
+        rag.short.MIN_LEAD, rag.short.MIN_LEAD_PERSON = kept
+    for lead in (0.0, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1):
         cells = []
-        for name, r in rows.items():
-            kept = [ok for x, ok in r if x >= lead]
-            n = max(1, asked[name])
-            cells.append(f"{name}: right {sum(kept) / n:.2f} wrong {(len(kept) - sum(kept)) / n:.2f}")
+        for name in sorted(asked):
+            kept = [ok for x, ok in rows.get(name, []) if x >= lead]
+            n = asked[name]
+            cells.append(f"{name} (n={n}): right {sum(kept) / n:.2f} wrong {(len(kept) - sum(kept)) / n:.2f}")
         print(f"lead >= {lead:.2f}: " + " | ".join(cells))
 
 

@@ -61,7 +61,7 @@ class Answer:
     missing: str = ""  # for a refusal: one line on what the articles lack (a name, an event, a time)
     partial: str = ""  # for an answer whose quotes miss much of the question: one line saying what they lack
     related: list[dict] = field(default_factory=list)  # for a refusal: the closest articles, as reading, not answer
-    short: dict = field(default_factory=dict)  # the number or date asked for, in a quote (`rag.short.ShortAnswer`)
+    short: dict = field(default_factory=dict)  # the number, date or name asked for, in a quote (`rag.short`)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -230,7 +230,7 @@ def stamp_citations(index: SearchIndex, citations: list[Citation]) -> None:
 
 
 def with_short_answer(index: SearchIndex, answer: Answer, question: str) -> str:
-    """Find the number or date `question` asks for in the answer's quotes (`rag.short`), keep it in `answer.short`
+    """Find the number, date or name `question` asks for in the answer's quotes (`rag.short`), keep it in `answer.short`
     and return the line that puts it first ("24 hours — «24 ساعة» [1]", "Sunday 26 July 2015 — «أمس (الأحد)» [1]"),
     or "" when the quotes hold none."""
     if not asks_for(question):  # nothing to look for: the question's terms are not worth weighing

@@ -1,7 +1,8 @@
-"""Short answers: the number or date a fact question asks for, found in its quotes at exact article offsets.
+"""Short answers: the number, date or name a fact question asks for, found in its quotes at exact article offsets.
 
 A "how many / how much / how long" question gets a number with its unit word ("24 ساعة", "320 ألف حبة"), a "when /
-what year / on what day" question a date (ISO), read from the quotes the extractive answerer chose. Candidates are
+what year / on what day" question a date (ISO), a "who" question a person's name (`rag.names`), read from the quotes
+the extractive answerer chose. Candidates are
 scored by how close they stand to the question's own words in the quote; a candidate that repeats a number of the
 question, or a date where a number is asked, is not one. With no candidate there is no short answer: a wrong one
 is worse than none.
@@ -16,6 +17,7 @@ from datetime import date
 
 from rag.dates import spell_day
 from rag.lexical import analyze
+from rag.names import person_names, romanize
 from rag.timeq import DIGITS, MONTHS, MONTHS_AR, WEEKDAYS_AR, alternation, parse_date
 from rag.values import ASKS_DATE, ASKS_NUMBER, SCALES_AR, UNITS_AR, VAGUE_AR
 
@@ -76,11 +78,13 @@ class ShortAnswer:
     end: int
     citation: int
     doc_id: str
-    kind: str  # "number" | "date"
-    value: str  # "24", "2000000", "72" (unit "%"), "2015-07-26", "2015-07", "1989"; "" for a vague amount (عشرات)
+    kind: str  # "number" | "date" | "person"
+    value: str  # "24", "2000000", "72" (unit "%"), "2015-07-26", "2015-07", "1989"; "" for a vague amount (عشرات);
+    # a person's name as written
     unit: str = ""  # the unit word after the number, as written ("ساعة"), "" when none
     shown: str = ""  # the words the answer line quotes: the span and its unit word (an exact slice too)
-    label: str = ""  # the value for an English reader: "24 hours", "more than 500,000 riyals", "Sunday 26 July 2015"
+    label: str = ""  # for an English reader: "24 hours", "more than 500,000 riyals", "Sunday 26 July 2015", "Badr
+    # Al-Suhaibani" (a name's likely Latin spelling, `rag.names.romanize`)
     label_ar: str = ""  # a date spelled for an Arabic reader ("الأحد 26 يوليو 2015"); "" for a number
     score: float = 0.0  # how close the question's terms stand to it (`closeness`, less a little per citation rank)
     lead: float = 0.0  # its score less the next best candidate's of another value (its score when it is alone)
@@ -222,7 +226,11 @@ _TOKEN = re.compile(r"\S+")
 # quarters en->ar 0.06, ar->ar 0.03; news dev tuning half en 0.05, ar 0.00):
 # `python -m bench.shortbench --half tune --sweep`.
 MIN_LEAD = 0.06
-# Question words that ask for something other than a number or a date ("Who received it when ...?").
+# The same for a person's name: the smallest lead at which wrong names stay at most 10% of the who questions of
+# every tuning group (XQuAD tuning quarters en->ar 0.07, ar->ar 0.04; news dev tuning half en 0.00, with 3 of its 7
+# who questions answered right), from the same sweep.
+MIN_LEAD_PERSON = 0.03
+# Question words that ask for something else ("Why did ... when ...?": not a date).
 _OTHER_WH = re.compile(
     r"(?:^|\W)(?:who|whom|whose|where|why|which(?! year)|what(?! (?:year|date|day|month))|من هو|من هي|من|أين|اين|"
     r"لماذا|ماذا|ما|ما هو|ما هي|أي(?! (?:عام|سنة|يوم|شهر))|اي(?! (?:عام|سنة|يوم|شهر)))(?:\W|$)",
@@ -230,11 +238,24 @@ _OTHER_WH = re.compile(
 )
 
 
+_PERSON_NOUNS = (
+    "official|spokes(?:man|woman|person)|minister|player|coach|striker|goalkeeper|emir|prince|princess|king|queen|"
+    "president|leader|commander|poet|author|writer|novelist|actor|actress|singer|artist|journalist|editor|judge|"
+    "ambassador|envoy|director|chairman|governor|mayor|officer|cleric|imam|scholar|researcher|professor|lawyer|"
+    "engineer|expert|candidate|deputy|manager|footballer|referee|athlete|businessman|businesswoman|preacher"
+)
+ASKS_PERSON = re.compile(
+    rf"(?:^|\W)(?:who|whom|whose|(?:which|what) (?:[\w'’-]+ ){{0,3}}(?:{_PERSON_NOUNS})s?|من هو|من هي|من الذي|من التي)"
+    r"(?:\W|$)|^\s*من(?=\s)(?!\s+(?:أين|اين|أي|اي|متى|ماذا|حيث|خلال|جهة|ناحية)(?:\W|$))",
+    re.IGNORECASE,
+)
+
+
 def asks_for(question: str) -> str:
-    """ "number", "date" or "": what the question's first question word asks for."""
+    """ "number", "date", "person" or "": what the question's first question word asks for."""
     first = {
         kind: m.start()
-        for kind, r in (("number", ASKS_NUMBER), ("date", ASKS_DATE), ("", _OTHER_WH))
+        for kind, r in (("number", ASKS_NUMBER), ("date", ASKS_DATE), ("person", ASKS_PERSON), ("", _OTHER_WH))
         if (m := r.search(question))
     }
     return min(first, key=first.get) if first else ""
@@ -251,7 +272,7 @@ def short_answer(
     published: Callable[[str], str | None] = lambda doc_id: None,
     min_lead: float | None = None,
 ) -> ShortAnswer | None:
-    """The number or date the question asks for, from the quotes (first citations first), or None.
+    """The number, date or name the question asks for, from the quotes (first citations first), or None.
 
     Each candidate is scored by `closeness` to the question's terms (`question_matchers`), less a little per citation
     rank; the best is given when it leads every candidate of another value by `min_lead` (MIN_LEAD). `published` gives
@@ -266,7 +287,11 @@ def short_answer(
     for rank, c in enumerate(citations):
         text = article_text(c.doc_id)
         found: list[ShortAnswer] = []
-        if asks_number:
+        if kind == "person":
+            for a, b, _ in person_names(text, c.start, c.end):
+                if not _asked_name(text[a:b], matchers):
+                    found.append(ShortAnswer(text[a:b], a, b, c.n, c.doc_id, "person", text[a:b], "", text[a:b]))
+        elif asks_number:
             for a, b, u, value, unit, label in number_candidates(text, c.start, c.end):
                 if value and value in asked:
                     continue
@@ -295,7 +320,18 @@ def short_answer(
     score, best = max(scored, key=lambda x: x[0])  # the first of equals: the earlier citation, the earlier words
     others = [x for x, s in scored if s.value != best.value or s.kind != best.kind]
     best.score, best.lead = round(score, 4), round(score - max(others, default=0.0), 4)
-    return best if best.lead >= (MIN_LEAD if min_lead is None else min_lead) else None
+    floor = (MIN_LEAD_PERSON if best.kind == "person" else MIN_LEAD) if min_lead is None else min_lead
+    if best.lead < floor:
+        return None
+    if best.kind == "person":
+        best.label = romanize(best.text)  # spelled only for the name that is given: its model costs a few ms
+    return best
+
+
+def _asked_name(name: str, matchers: list[Matcher]) -> bool:
+    """Whether most words of a name are the question's own (who succeeded Turki Al-Sudairi: not Al-Sudairi)."""
+    words = [frozenset(analyze(w)) for w in name.split()]
+    return sum(any(found(w) for found, _ in matchers) for w in words) * 2 >= len(words)
 
 
 def short_line(short: ShortAnswer, english: bool) -> str:

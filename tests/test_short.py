@@ -8,6 +8,7 @@ import pytest
 
 from rag import answer, article_text
 from rag.lexical import analyze
+from rag.names import person_names
 from rag.quotes import tight_span
 from rag.short import asks_for, date_candidates, number_candidates, number_value, short_answer, short_line
 from rag.store import build_index
@@ -52,11 +53,14 @@ def test_amounts_with_qualifier_scale_and_unit_and_dates_are_not_amounts():
         ("كم عدد الضحايا؟", "number"),
         ("In what year did the idea originate?", "date"),
         ("متى أعيد افتتاح المتحف؟", "date"),
-        ("Who received the shield when the emir honoured the company?", ""),  # "when" is not the question word
+        ("Who received the shield when the emir honoured the company?", "person"),  # "when" is not the question word
+        ("Which Qassim police spokesman gave details?", "person"),
+        ("من أين جاء المتظاهرون؟", ""),  # "from where", not "who"
+        ("Which country was the first stop?", ""),
         ("Why did Albania cut ties?", ""),
     ],
 )
-def test_only_a_number_or_date_question_asks_for_a_value(question, kind):
+def test_what_a_question_asks_for(question, kind):
     assert asks_for(question) == kind
 
 
@@ -151,3 +155,37 @@ def test_the_quote_holding_the_short_answer_is_tight_and_the_passage_whole(tmp_p
     assert c.start <= a.short["start"] < a.short["end"] <= c.end and RUN_ON in c.passage
     whole = answer(question, index_dir=tmp_path / "index", settings=replace(settings, quote_chars=0))
     assert whole.citations[0].quote == RUN_ON  # RAG_QUOTE_CHARS=0: the sentence whole
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("وأوضح المتحدث الرسمي لشرطة القصيم الرائد بدر السحيباني، أن الدوريات عثرت على جثة", ["بدر السحيباني"]),
+        ("وأكد الأمير محمد بن سلمان بن عبدالعزيز أن المملكة", ["محمد بن سلمان بن عبدالعزيز"]),
+        ("وتسلمها راشد الدوسري مستشار الشركة", ["راشد الدوسري"]),  # an attested given name opens one untitled
+        ("وقال الرئيس الأمريكي باراك أوباما إن", []),  # names the dictionary never saw, after a gentilic: none
+        ("أعلنت الحكومة بن الأمس أن المدير سعيد", []),  # a link cannot open a name; a name stops at the text's end
+        ("طلب السيد راما، رئيس الوزراء", ["راما"]),  # after a title, one attestation is enough
+    ],
+)
+def test_person_names_are_found_where_news_writes_them(text, names):
+    assert [text[a:b] for a, b, _ in person_names(text, 0, len(text))] == names
+
+
+def test_a_who_question_gets_the_name_first_spelled_for_an_english_reader(tmp_path, settings, embedder, seed_index):
+    arabic = answer("من هو رئيس وزراء ألبانيا؟", index_dir=seed_index, settings=settings)
+    assert arabic.short and arabic.short["kind"] == "person" and arabic.short["text"] == "راما"
+    assert arabic.text.splitlines()[0] == f"«راما» [{arabic.short['citation']}]"
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    body = (
+        "عثرت دوريات الأمن على جثة مقيم آسيوي في مقر عمله ببريدة. وأوضح الناطق الإعلامي لشرطة منطقة القصيم الرائد "
+        "بدر السحيباني تفاصيل الوفاة، وقال إن الجهات المختصة باشرت التحقيق في الحادثة."
+    )
+    (seeds / "buraidah.txt").write_text("وفاة مقيم في بريدة\n" + body, encoding="utf-8")
+    build_index(seeds, tmp_path / "index", settings=settings, embedder=embedder, progress=False)
+    a = answer("Which Qassim police spokesman gave details of the death?", index_dir=tmp_path / "index")
+    assert a.found and a.short and a.short["text"] == "بدر السحيباني", a.text
+    assert a.text.splitlines()[0] == f"Badr Al-Suhaibani — «بدر السحيباني» [{a.short['citation']}]"
+    text = article_text(a.short["doc_id"], tmp_path / "index")
+    assert text[a.short["start"] : a.short["end"]] == "بدر السحيباني"
