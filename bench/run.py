@@ -42,7 +42,7 @@ from bench.dates import date_figures, resolved_day_figures
 from bench.leftout import leftout_figures
 from bench.shortbench import short_figures
 from bench.timebench import time_figures
-from rag.answering import Answer, make_chain, score_sentences
+from rag.answering import decision_chain, make_chain, score_sentences
 from rag.conversation import answer_in_context, read_history
 from rag.embed import PRECISIONS, Embedder, batched_by_length
 from rag.refusal import RefusalModel, refusal_features
@@ -253,12 +253,12 @@ def llm_section(root: Path, settings: Settings, embedder: Embedder, quick: bool)
     out: dict = {"model": settings.llm_model}
     for name, (index, questions) in sets.items():
         composer = LLMComposer(index, settings)
-        chain = make_chain(index, answerer=composer, compose=False)
+        chain = decision_chain(index, composer=composer)
         language = markers = in_range = kept = sentences = hits = cited = answered = 0
         latency = []
         for question, evidence in questions:
             draft = chain.invoke(question)
-            if isinstance(draft, Answer):
+            if not draft.found:
                 continue  # refused: the LLM is not called
             t0 = time.perf_counter()
             try:

@@ -27,7 +27,7 @@ __all__ = [
 MAX_K = 100  # chunks handed to the answerer, at most
 _lock = threading.Lock()
 _indexes: dict[tuple[Path, Settings], SearchIndex] = {}
-_chains: dict[tuple, tuple] = {}
+_askers: dict[int, object] = {}  # one `rag.asking.Asker` per loaded index (by its id)
 
 
 def get_index(index_dir: str | Path | None = None, settings: Settings | None = None) -> SearchIndex:
@@ -79,34 +79,24 @@ def answer(
             such messages, or a date is not YYYY-MM-DD.
         IndexMissing: no index has been built (run `make index`).
     """
-    from rag.answering import make_chain, prepare_question
-    from rag.conversation import answer_in_context, read_history
+    from rag.answering import prepare_question
+    from rag.asking import Asker
+    from rag.conversation import read_history
 
     settings = settings or Settings.from_env()
-    max_chars = settings.max_question_chars
-    question = prepare_question(question, max_chars)  # before loading anything
+    prepare_question(question, settings.max_question_chars)  # a bad question says so before anything is loaded
     if k is not None and not (isinstance(k, int) and 1 <= k <= MAX_K):
         raise ValueError(f"k must be a whole number from 1 to {MAX_K}, not {k!r}")
-    messages = read_history(history)
+    read_history(history)
     where = DocFilter.of(since, until, outlets)
     index = get_index(index_dir, settings)
-    key = (index.index_dir, k, settings, where)
     with _lock:
-        if key not in _chains:  # built once per index and filter; the index itself reloads on new builds
-            if len(_chains) >= 64:  # many distinct filters: forget the oldest chain
-                _chains.pop(next(iter(_chains)))
-            composer = None
-            if settings.llm_url:
-                from rag.llm import LLMComposer
-
-                composer = LLMComposer(index, settings)
-            # with an LLM, the chain stops at a Draft: the reading is chosen first, and the LLM called once
-            _chains[key] = (make_chain(index, k, answerer=composer, compose=False, where=where), composer)
-    chain, composer = _chains[key]
-    condense = (lambda q, h: composer.condense(q, h, max_chars)) if composer else None
-    accept = composer.rewrite_holds if composer else None
-    result = answer_in_context(chain.invoke, question, messages, max_chars=max_chars, condense=condense, accept=accept)
-    return result if isinstance(result, Answer) else composer.compose(result)
+        asker = _askers.get(id(index))
+        if asker is None or asker.index is not index:
+            if len(_askers) >= 8:  # as many as the indexes kept
+                _askers.clear()
+            asker = _askers[id(index)] = Asker(index, settings)
+    return asker.ask(question, history, where, k)
 
 
 def article_text(doc_id: str, index_dir: str | Path | None = None) -> str:

@@ -1,13 +1,14 @@
-"""Answer a question from retrieved chunks: pick the evidence sentences, then compose a cited answer.
+"""Answer a question from retrieved chunks: pick the evidence sentences, decide, then compose a cited answer.
 
-The chain is retrieve -> select_evidence -> compose (LangChain runnables); the composer is a separate,
-replaceable step so a generative answerer can take its place without touching retrieval.
+The chain is retrieve -> select evidence -> decide (LangChain runnables), ending in a `Decision`; a composer turns it
+into the `Answer` (`compose`) or streams it (`stream`): the extractive one here, or a local LLM's (`rag.llm`), without
+touching retrieval.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 
 from langchain_core.documents import Document
@@ -370,28 +371,62 @@ def default_answerer(index: SearchIndex) -> ExtractiveAnswerer:
     )
 
 
-def make_chain(
+@dataclass
+class Decision:
+    """What the chain decided under the index lock, for a composer to turn into the Answer: the reading of the
+    question, the refusal model's verdict, and the extractive answer (the answer itself, or the refusal; a generative
+    composer's fallback). `passages` are what a generative composer asked for (`passages(docs, evidence)`), read
+    under the same lock; the LLM itself is called after it is released."""
+
+    answer: Answer
+    question: str  # what is answered: the question, or an LLM's standalone rewrite of a follow-up
+    asked: str  # the question as typed (the Answer carries this one)
+    searched: str  # what was searched and decided on: the question, or a follow-up with its context
+    confidence: float
+    passages: list = field(default_factory=list)
+
+    @property
+    def found(self) -> bool:
+        return self.answer.found
+
+
+class ExtractiveComposer:
+    """The default, offline composer: the decision's quoted answer (or refusal) as it is."""
+
+    def passages(self, docs: list[Document], evidence: list[Evidence]) -> list:
+        return []
+
+    def compose(self, decision: Decision) -> Answer:
+        return decision.answer
+
+    def stream(self, decision: Decision, step: int = 6) -> Iterator[str | Answer]:
+        """Growing prefixes of the answer's text (`step` words at a time, so it appears as it is read), then the
+        Answer: every prefix is the article's own words, nothing to verify."""
+        words = decision.answer.text.split(" ")
+        for i in range(step, len(words), step):
+            yield " ".join(words[:i])
+        yield decision.answer
+
+
+def decision_chain(
     index: SearchIndex,
     k: int | None = None,
-    answerer: Callable | None = None,
+    composer=None,
     refusal: RefusalModel | None = None,
-    compose: bool = True,
     where: DocFilter | None = None,
+    extractive: Callable | None = None,
 ) -> Runnable:
-    """retrieve -> select_evidence -> decide -> compose, as a LangChain runnable.
+    """retrieve -> select evidence -> decide, as a LangChain runnable that ends in a `Decision`.
 
     It takes the question string, or {"question": ..., "search": ...} for a follow-up: the search text (the
     question with its context) retrieves and decides; the question alone picks the sentences to quote, so the
-    context does not pull the quote toward the earlier answer. The composer is called only when the refusal
-    model judges the question answerable. An optional "asked" key is the question as typed (when "question" is an
-    LLM's standalone rewrite of it); the Answer carries it.
-
-    `answerer` is the extractive answerer by default. A composer with a `compose` method (`rag.llm.LLMComposer`)
-    returns a Draft under the index lock and composes after it is released (an LLM call must not hold the index);
-    with `compose=False` the chain stops at the Draft, for a caller that streams the composition itself.
+    context does not pull the quote toward the earlier answer. An optional "asked" key is the question as typed
+    (when "question" is an LLM's standalone rewrite of it); the Answer carries it. `extractive` picks the quotes
+    (the index's `ExtractiveAnswerer` by default); `composer.passages(docs, evidence)` is called under the index lock
+    for an answerable question (`rag.llm.LLMComposer` reads its passages there).
     """
     retriever = HybridRetriever(index=index, k=k, where=where)
-    answer_with = answerer or default_answerer(index)
+    quote = extractive or default_answerer(index)
     model = refusal or RefusalModel.load(index.settings.refusal_model)
 
     def unpack(x: str | dict) -> dict:
@@ -408,30 +443,27 @@ def make_chain(
         confidence = model.probability(refusal_features(index, x["search"], x["docs"], evidence))
         return {**x, "evidence": evidence, "confidence": confidence}
 
-    def finish(x: dict):
+    def finish(x: dict) -> Decision:
         question, asked = x["question"], x["asked"]
         cross = is_cross_lingual(x["search"])
+        passages = []
         if not x["evidence"] or x["confidence"] < model.threshold_for(cross) or after_corpus(index, x["search"]):
             missing, related = explain_refusal(index, x["search"], x["docs"], where)
             text = f"{not_found_text(asked)} {missing}".strip()
-            result = Answer(asked, text, False, [], missing=missing, related=related)
+            answer = Answer(asked, text, False, [], missing=missing, related=related)
         else:
-            result = answer_with(question, x["docs"], x["evidence"])
-            if isinstance(result, Answer):
-                present(index, result, question, asked)
-                # the quotes were chosen for the question itself (a follow-up's context only retrieved)
-                result.partial = partial_note(index, question, result.citations, model.partial_cut_for(cross))
-                if result.partial:
-                    result.text = f"{result.partial}\n{result.text}"
-        result.confidence = round(x["confidence"], 4)
-        result.searched_question = x["search"]
-        if isinstance(result, Answer):
-            result.question = asked
-        else:
-            result.asked = asked  # a Draft: the composer answers the question as typed
-        return result
+            answer = quote(question, x["docs"], x["evidence"])
+            present(index, answer, question, asked)
+            # the quotes were chosen for the question itself (a follow-up's context only retrieved)
+            answer.partial = partial_note(index, question, answer.citations, model.partial_cut_for(cross))
+            if answer.partial:
+                answer.text = f"{answer.partial}\n{answer.text}"
+            if composer is not None:
+                passages = composer.passages(x["docs"], x["evidence"])
+        answer.question, answer.confidence, answer.searched_question = asked, round(x["confidence"], 4), x["search"]
+        return Decision(answer, question, asked, x["search"], answer.confidence, passages)
 
-    def decide(x: dict):
+    def decide(x: dict) -> Decision:
         # Offsets and sentence ids belong to one generation: a build that committed since retrieval is read again,
         # and none can swap the index while the answer is made.
         with index.lock:
@@ -439,7 +471,16 @@ def make_chain(
                 x = retrieve(x)
             return finish(select(x))
 
-    chain = RunnableLambda(unpack) | RunnableLambda(retrieve) | RunnableLambda(decide)
-    if compose and hasattr(answer_with, "compose"):
-        chain = chain | RunnableLambda(lambda r: r if isinstance(r, Answer) else answer_with.compose(r))
-    return chain
+    return RunnableLambda(unpack) | RunnableLambda(retrieve) | RunnableLambda(decide)
+
+
+def make_chain(
+    index: SearchIndex,
+    k: int | None = None,
+    composer=None,
+    refusal: RefusalModel | None = None,
+    where: DocFilter | None = None,
+) -> Runnable:
+    """`decision_chain` followed by the composer (extractive by default): question in, Answer out."""
+    composer = composer or ExtractiveComposer()
+    return decision_chain(index, k, composer, refusal, where) | RunnableLambda(composer.compose)

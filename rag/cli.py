@@ -104,13 +104,12 @@ def cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _print_answer(result) -> None:
+    from rag.asking import small_print
     from rag.dates import spell_day
 
     print(result.text)
-    if result.notice:
-        print(f"(note: {result.notice})")
-    if result.composer == "llm" and result.dropped:
-        print(f"({len(result.dropped)} sentence(s) of the LLM's answer dropped: no passage supported them)")
+    for line in small_print(result):
+        print(f"({line})")
     for c in result.citations:
         outlet = c.outlet if c.outlet not in ("", c.source) else ""
         where = ", ".join(
@@ -127,8 +126,6 @@ def _print_answer(result) -> None:
         print("\nRelated reading (not an answer):")
         for r in result.related:
             print(f"  - {r['title']} ({r['date'][:10] or 'date unknown'}, {r['source']})")
-    if result.searched_question not in ("", result.question):
-        print(f"\n(searched as: {result.searched_question})")
 
 
 def cmd_chat(args: argparse.Namespace, settings: Settings) -> int:

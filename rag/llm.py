@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from langchain_core.documents import Document
@@ -21,9 +21,8 @@ from langchain_core.documents import Document
 from rag.answering import (
     Answer,
     Citation,
+    Decision,
     Evidence,
-    ExtractiveAnswerer,
-    default_answerer,
     not_found_text,
     overlap_scorer,
     stamp_citations,
@@ -83,19 +82,6 @@ class Passage:
     sentences: list[tuple[int, int]]  # article offsets
     sentence_texts: list[str]
     vectors: np.ndarray  # [n_sentences, dim], the sentences read in their chunk (the index's span vectors)
-
-
-@dataclass
-class Draft:
-    """What the LLM composer needs, read from the index under its lock; the LLM itself is called outside it."""
-
-    question: str  # what the LLM is asked (a condensed follow-up, or the question)
-    searched_question: str
-    confidence: float
-    passages: list[Passage]
-    fallback: Answer  # the extractive answer, shown when the LLM's cannot be
-    found: bool = True
-    asked: str = ""  # the question as the user typed it (the Answer carries this one)
 
 
 def answer_language(question: str) -> str:
@@ -158,29 +144,19 @@ def reply_sentences(reply: str) -> list[str]:
 
 
 class LLMComposer:
-    """The generative composer behind `make_chain(index, answerer=...)`: `prepare` under the index lock, then
-    `compose` (one call) or `stream` (tokens as they arrive) outside it."""
+    """The generative composer (`rag.answering.decision_chain(index, composer=...)`): `passages` under the index
+    lock, then `compose` (one call) or `stream` (verified sentences as they arrive) outside it."""
 
-    def __init__(
-        self,
-        index: SearchIndex,
-        settings: Settings | None = None,
-        chat=None,
-        stream_chat=None,
-        extractive: ExtractiveAnswerer | None = None,
-    ) -> None:
+    def __init__(self, index: SearchIndex, settings: Settings | None = None, chat=None, stream_chat=None) -> None:
         self.index = index
         self.settings = settings or index.settings
         self.chat = chat or make_chat(self.settings)
         self.stream_chat = stream_chat or make_chat(self.settings, streaming=True)
-        self.extractive = extractive or default_answerer(index)
         self.support = self.settings.llm_support
 
     # -- under the index lock ------------------------------------------------------------------------------
-    def prepare(self, question: str, docs: list[Document], evidence: list[Evidence]) -> Draft:
-        """The passages (the chunks holding the best evidence, at most RAG_LLM_PASSAGES) and the fallback."""
-        fallback = self.extractive(question, docs, evidence)
-        stamp_citations(self.index, fallback.citations)
+    def passages(self, docs: list[Document], evidence: list[Evidence]) -> list[Passage]:
+        """The chunks holding the best evidence, at most RAG_LLM_PASSAGES, with their sentences and vectors."""
         best: dict[int, float] = {}
         by_span = {(d.metadata["doc_id"], d.metadata["start"], d.metadata["end"]): d for d in docs}
         for e in evidence:
@@ -208,89 +184,85 @@ class LLMComposer:
                     self.index.span_vectors(cid),
                 )
             )
-        return Draft(question, question, 0.0, passages, fallback)
-
-    def __call__(self, question: str, docs: list[Document], evidence: list[Evidence]) -> Draft:
-        return self.prepare(question, docs, evidence)
+        return passages
 
     # -- outside it ------------------------------------------------------------------------------------------
-    def messages(self, draft: Draft) -> list[tuple[str, str]]:
+    def messages(self, decision: Decision) -> list[tuple[str, str]]:
         """System rules, then the question and the passages in delimited blocks (passage text is data)."""
-        system = SYSTEM_PROMPT.format(language=answer_language(draft.asked or draft.question), no_answer=NO_ANSWER)
+        system = SYSTEM_PROMPT.format(language=answer_language(decision.asked), no_answer=NO_ANSWER)
         blocks = "\n\n".join(
-            f'<passage n="{p.n}" title="{_attr(p.title)}">\n{_data(p.text)}\n</passage>' for p in draft.passages
+            f'<passage n="{p.n}" title="{_attr(p.title)}">\n{_data(p.text)}\n</passage>' for p in decision.passages
         )
-        user = f"Question: {draft.question}\n\nPassages:\n\n{blocks}"
+        user = f"Question: {decision.question}\n\nPassages:\n\n{blocks}"
         return [("system", system), ("human", user)]
 
-    def compose(self, draft: Draft) -> Answer:
-        """One call to the LLM, then verification; the extractive answer with a notice when it fails."""
+    def compose(self, decision: Decision) -> Answer:
+        """One call to the LLM, then verification; the extractive answer with a notice when it fails. A refusal is
+        the decision's own: the LLM is called only for a question the refusal model judged answerable."""
+        if not decision.found:
+            return decision.answer
         try:
-            reply = self.chat.invoke(self.messages(draft)).content
-            return self.verify(draft, _text(reply))
+            reply = self.chat.invoke(self.messages(decision)).content
+            return self.verify(decision, _text(reply))
         except Exception as exc:
-            return self.fallback(draft, NOTICE_FAILED.format(reason=_reason(exc)))
+            return self.fallback(decision, NOTICE_FAILED.format(reason=_reason(exc)))
 
-    def stream(self, draft: Draft) -> Iterator[str | Answer]:
+    def stream(self, decision: Decision) -> Iterator[str | Answer]:
         """The verified part of the reply as it grows, then the verified Answer. A sentence appears only once it is
         complete (the next one has begun) and its cited passage supports it, with its markers renumbered as in the
-        final answer; nothing unverified is ever yielded."""
+        final answer; nothing unverified is ever yielded. A refusal comes at once."""
+        if not decision.found:
+            yield decision.answer
+            return
         reply, finished, done, shown = "", False, "", ""
         try:
-            for chunk in self.stream_chat.stream(self.messages(draft)):
+            for chunk in self.stream_chat.stream(self.messages(decision)):
                 reply += _text(chunk.content)
                 finished = finished or bool((chunk.response_metadata or {}).get("finish_reason"))
                 complete = complete_sentences(reply)
                 if complete != done:
                     done = complete
-                    text = self.verified(draft, done)[0]
+                    text = self.verified(decision, done)[0]
                     if text != shown:
                         shown = text
                         yield shown
             if not finished:
                 raise LLMError("the reply was cut off")
-            answer = self.verify(draft, reply)
+            answer = self.verify(decision, reply)
         except Exception as exc:
-            answer = self.fallback(draft, NOTICE_FAILED.format(reason=_reason(exc)))
+            answer = self.fallback(decision, NOTICE_FAILED.format(reason=_reason(exc)))
         yield answer
 
-    def fallback(self, draft: Draft, notice: str) -> Answer:
-        answer = draft.fallback
-        return Answer(
-            draft.asked or answer.question,
-            answer.text,
-            answer.found,
-            answer.citations,
-            draft.confidence,
-            draft.searched_question,
-            composer="extractive",
-            notice=notice,
-        )
+    def fallback(self, decision: Decision, notice: str) -> Answer:
+        """The decision's extractive answer, with a one-line notice of why the LLM's is not shown."""
+        return replace(decision.answer, composer="extractive", notice=notice)
 
-    def verify(self, draft: Draft, reply: str) -> Answer:
+    def verify(self, decision: Decision, reply: str) -> Answer:
         """Keep the reply's sentences whose cited passages support them, each citation quoting the sentence of its
         passage that supports it best (exact article offsets)."""
         reply = reply.strip()
-        asked = draft.asked or draft.question
+        asked = decision.asked
         if not reply:
             raise LLMError("the reply was empty")
         if reply.strip(" .\"'`") == NO_ANSWER:
             return Answer(
-                asked, not_found_text(asked), False, [], draft.confidence, draft.searched_question, "llm", [], ""
+                asked, not_found_text(asked), False, [], decision.confidence, decision.searched, "llm", [], ""
             )
-        text, citations, dropped = self.verified(draft, reply)
+        text, citations, dropped = self.verified(decision, reply)
         if not text:
-            answer = self.fallback(draft, NOTICE_UNVERIFIED)
+            answer = self.fallback(decision, NOTICE_UNVERIFIED)
             answer.dropped = dropped
             return answer
-        return Answer(asked, text, True, citations, draft.confidence, draft.searched_question, "llm", dropped, "")
+        return Answer(
+            asked, text, True, citations, decision.confidence, decision.searched, composer="llm", dropped=dropped
+        )
 
-    def verified(self, draft: Draft, reply: str) -> tuple[str, list[Citation], list[str]]:
+    def verified(self, decision: Decision, reply: str) -> tuple[str, list[Citation], list[str]]:
         """The reply's supported sentences with renumbered markers, their citations, and the dropped sentences."""
         sentences = reply_sentences(reply.strip()) if reply.strip() else []
         cleaned = [strip_markers(s) for s in sentences]
         vectors = self.index.queries.embed_queries([c or "-" for c in cleaned]) if cleaned else []
-        by_n = {p.n: p for p in draft.passages}
+        by_n = {p.n: p for p in decision.passages}
         keys: dict[tuple[str, int, int], int] = {}
         citations: list[Citation] = []
         kept_text, dropped = [], []
@@ -350,7 +322,7 @@ class LLMComposer:
         line = next((x.strip() for x in reply.splitlines() if x.strip()), "")
         return line[:max_chars] or None
 
-    def rewrite_holds(self, standalone: str, question: str, history: list[Message], result: Draft | Answer) -> bool:
+    def rewrite_holds(self, standalone: str, question: str, history: list[Message], result: Decision) -> bool:
         """Whether an LLM's rewrite of a follow-up may stand for it: no link or instruction, and every word that is
         not in the question or the conversation found (translated, for English) in the passages it retrieved. An
         injected instruction or a new topic fails, and the LLM-free reading is used instead."""
@@ -360,10 +332,7 @@ class LLMComposer:
         new = [w for w in query_words(standalone) if normalize_arabic(w) not in seen]
         if not new:
             return True
-        if isinstance(result, Draft):
-            texts = [p.text for p in result.passages]
-        else:
-            texts = [c.passage for c in result.citations]
+        texts = [p.text for p in result.passages] or [c.passage for c in result.answer.citations]
         terms = frozenset(analyze(" ".join(texts)))
         concepts = self.index.concepts(" ".join(new))
         return bool(texts and concepts) and all(c.found_in(terms) for c in concepts)

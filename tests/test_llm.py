@@ -10,8 +10,8 @@ import pytest
 from conftest import ALBANIA_REASON
 from llm_server import ScriptedLLM
 
-from rag.answering import Answer, make_chain
-from rag.llm import MARKER, NO_ANSWER, Draft, LLMComposer, _numbers, visible_prefix
+from rag.answering import Answer, Decision, decision_chain, make_chain
+from rag.llm import MARKER, NO_ANSWER, LLMComposer, _numbers, visible_prefix
 from rag.retrieve import SearchIndex
 
 QUESTION = "why did Albania cut ties?"
@@ -31,13 +31,14 @@ def composer(llm, news_index, settings, embedder):
     return LLMComposer(index, llm_settings)
 
 
-def draft_of(composer: LLMComposer, question: str = QUESTION) -> Draft:
-    draft = make_chain(composer.index, answerer=composer, compose=False).invoke(question)
-    assert isinstance(draft, Draft), draft
+def draft_of(composer: LLMComposer, question: str = QUESTION) -> Decision:
+    """The decision for an answerable question, with the passages the LLM is given."""
+    draft = decision_chain(composer.index, composer=composer).invoke(question)
+    assert draft.found and draft.passages, draft
     return draft
 
 
-def reason_passage(draft: Draft) -> int:
+def reason_passage(draft: Decision) -> int:
     return next(p.n for p in draft.passages if ALBANIA_REASON in p.text)
 
 
@@ -118,7 +119,7 @@ def test_failures_show_the_extractive_answer_with_a_notice(llm, composer, reply,
     answer = composer.compose(draft)
     assert answer.composer == "extractive" and answer.found and answer.notice, answer
     assert reason in answer.notice
-    assert answer.text == draft.fallback.text
+    assert answer.text == draft.answer.text
     assert_quotes_hold(composer, answer)
 
 
@@ -150,7 +151,7 @@ def test_streaming_shows_only_complete_verified_sentences_and_survives_a_cut(llm
 
 def test_a_refused_question_never_calls_the_llm(llm, composer):
     llm.script({"text": "The World Cup was won by France [1]."})
-    result = make_chain(composer.index, answerer=composer).invoke("Who won the 2018 FIFA World Cup final?")
+    result = make_chain(composer.index, composer=composer).invoke("Who won the 2018 FIFA World Cup final?")
     assert isinstance(result, Answer) and not result.found
     assert llm.requests == []
 
@@ -222,7 +223,7 @@ def test_a_real_llm_answers_with_verified_citations(news_index, settings, embedd
         llm_timeout=300.0,
     )
     composer = LLMComposer(SearchIndex(news_index, real, embedder=embedder), real)
-    answer = make_chain(composer.index, answerer=composer).invoke(QUESTION)
+    answer = make_chain(composer.index, composer=composer).invoke(QUESTION)
     assert answer.found
     assert_quotes_hold(composer, answer)
 

@@ -14,12 +14,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr
 
-from rag.answering import Answer, make_chain, prepare_question
-from rag.conversation import answer_in_context, read_history
+from rag.answering import Answer, Decision
+from rag.asking import Asker, small_print
 from rag.crosslingual import lexicon_status
 from rag.dates import spell_day
 from rag.model import convert
-from rag.refusal import RefusalModel
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
 from rag.store import build_index
@@ -100,15 +99,7 @@ class ChatService:
         self.seeds_dir = seeds_dir
         self.read_only = read_only
         self.index = SearchIndex(index_dir, settings)
-        self.composer = None
-        if settings.llm_url:  # a local LLM answers in the asker's language; its citations are verified
-            from rag.llm import LLMComposer
-
-            self.composer = LLMComposer(self.index, settings)
-        # Retrieval and refusal, stopping before an LLM composes: the reading of a follow-up is chosen first, and the
-        # LLM is called once, streamed in the chat.
-        self.refusal = RefusalModel.load(settings.refusal_model)  # read once, shared by filtered chains
-        self.drafts = make_chain(self.index, answerer=self.composer, refusal=self.refusal, compose=False)
+        self.asker = Asker(self.index, settings)  # the one path every front end asks through
         self._build_lock = threading.Lock()
         # one upload indexes while at most `max_queued_uploads` wait; more are refused at once
         self._slots = threading.BoundedSemaphore(1 + max(0, settings.max_queued_uploads))
@@ -116,32 +107,19 @@ class ChatService:
     def ask(self, question: str, history: list[dict] | None = None, where: DocFilter | None = None) -> Answer:
         """Answer a question, reading it in the context of `history` (the messages format, oldest first), among the
         articles `where` admits (all when None)."""
-        result = self.prepare(question, history, where)
-        return result if isinstance(result, Answer) else self.composer.compose(result)
+        return self.asker.ask(question, history, where)
 
-    def prepare(self, question: str, history: list[dict] | None = None, where: DocFilter | None = None):
-        """Like `ask`, but with an LLM configured an answerable question comes back as a Draft for `stream`."""
-        chain = self.drafts
-        if where is not None:  # a filtered question: the same chain over the admitted articles
-            chain = make_chain(self.index, answerer=self.composer, refusal=self.refusal, compose=False, where=where)
-        return self._in_context(chain.invoke, question, history)
+    def decide(self, question: str, history: list[dict] | None = None, where: DocFilter | None = None) -> Decision:
+        """The decision for a question (see `ask`), for `stream` to compose as the page shows it."""
+        return self.asker.decide(question, history, where)
+
+    def stream(self, decision: Decision) -> Iterator[str | Answer]:
+        """The answer's text as it grows (nothing unverified), then the Answer (`rag.asking.Asker.stream`)."""
+        return self.asker.stream(decision)
 
     def outlets(self) -> list[str]:
         """The corpus's outlets, for the chat's filter."""
         return sorted(set(self.index.outlets.values()))
-
-    def stream(self, draft) -> Iterator[str | Answer]:
-        """The LLM's reply as it grows, then the verified Answer (see `rag.llm.LLMComposer.stream`)."""
-        return self.composer.stream(draft)
-
-    def _in_context(self, invoke, question: str, history: list[dict] | None):
-        max_chars = self.settings.max_question_chars
-        question = prepare_question(question, max_chars)
-        condense = (lambda q, h: self.composer.condense(q, h, max_chars)) if self.composer else None
-        accept = self.composer.rewrite_holds if self.composer else None
-        return answer_in_context(
-            invoke, question, read_history(history), max_chars=max_chars, condense=condense, accept=accept
-        )
 
     def documents(self) -> list[list]:
         return [
@@ -319,25 +297,11 @@ SEARCHED_MARK = '<div class="searched"'
 
 
 def searched_note(answer: Answer) -> str:
-    """Small print under an answer: the LLM notice (why the quoted sentences are shown), how many of the LLM's
-    sentences were dropped, and the question as it was searched when it differs from the typed one."""
-    lines = []
-    if answer.notice:
-        lines.append(f"note: {answer.notice}")
-    if answer.composer == "llm" and answer.dropped:
-        lines.append(f"{len(answer.dropped)} sentence(s) of the LLM's answer dropped: no passage supported them")
-    if answer.searched_question not in ("", answer.question):
-        lines.append(f"searched as: {answer.searched_question}")
+    """The small print under an answer (`rag.asking.small_print`), escaped, in its own block."""
+    lines = small_print(answer)
     if not lines:
         return ""
     return f'{SEARCHED_MARK} dir="auto">' + "<br>".join(as_text(x) for x in lines) + "</div>"
-
-
-def _stream(text: str, step: int = 6) -> Iterator[str]:
-    """Growing prefixes of `text` (cut at spaces, then escaped), so the answer appears word by word."""
-    words = text.split(" ")
-    for i in range(step, len(words) + step, step):
-        yield as_text(" ".join(words[:i]))
 
 
 class ChatBlocks(gr.Blocks):
@@ -370,23 +334,17 @@ def create_app(service: ChatService) -> gr.Blocks:
         history += [{"role": "user", "content": as_text(question)}, {"role": "assistant", "content": "…"}]
         yield history, '<div class="no-sources">Searching the articles…</div>', ""
         try:
-            result = service.prepare(question, context, DocFilter.of(since, until, outlets))
+            decision = service.decide(question, context, DocFilter.of(since, until, outlets))
         except Exception as exc:  # a user-facing one-liner, never a traceback in the chat
             history[-1]["content"] = as_text(f"Error: {exc}")
             yield history, "", ""
             return
-        if isinstance(result, Answer):
-            answer = result
-            for partial in _stream(answer.text):
-                history[-1]["content"] = partial
+        for item in service.stream(decision):  # the text as it grows, then the Answer that replaces it
+            if isinstance(item, Answer):
+                answer = item
+            else:
+                history[-1]["content"] = as_text(item)
                 yield history, gr.update(), ""
-        else:  # the LLM's tokens as they arrive; the verified answer replaces them at the end
-            for item in service.stream(result):
-                if isinstance(item, Answer):
-                    answer = item
-                else:
-                    history[-1]["content"] = as_text(item)
-                    yield history, gr.update(), ""
         history[-1]["content"] = as_text(answer.text) + searched_note(answer)
         yield history, sources_html(answer), ""
 
@@ -409,13 +367,10 @@ def create_app(service: ChatService) -> gr.Blocks:
         """Like /ask, streamed: {"text": ..., "done": false} as the answer grows (an LLM's markers held back until
         complete), then the full answer with "done": true."""
         try:
-            result = service.prepare(question, history)
+            decision = service.decide(question, history)
         except ValueError as exc:
             raise refused(exc) from None
-        if isinstance(result, Answer):
-            yield {**result.to_dict(), "done": True}
-            return
-        for item in service.stream(result):
+        for item in service.stream(decision):
             yield {**item.to_dict(), "done": True} if isinstance(item, Answer) else {"text": item, "done": False}
 
     def add(files: list[str] | None, replace: bool, progress=gr.Progress(track_tqdm=True)):  # noqa: B008
