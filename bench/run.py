@@ -45,8 +45,9 @@ from bench.timebench import time_figures
 from rag.answering import decision_chain, make_chain, score_sentences
 from rag.conversation import answer_in_context, read_history
 from rag.embed import PRECISIONS, Embedder, batched_by_length
+from rag.language import latin_share
 from rag.refusal import RefusalModel, refusal_features
-from rag.retrieve import HybridRetriever, SearchIndex, latin_share
+from rag.retrieve import HybridRetriever, SearchIndex
 from rag.settings import PROJECT_ROOT, Settings
 from rag.store import IndexMismatch, build_index
 

@@ -175,7 +175,8 @@ def quote_grid(root: Path, settings: Settings, half: str = "tune") -> None:
 
     from bench.calibrate import xquad_quarter
     from rag.answering import ExtractiveAnswerer, present, score_sentences
-    from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual
+    from rag.language import is_cross_lingual
+    from rag.retrieve import HybridRetriever, SearchIndex
 
     _, en, ar, titles = xquad(root)
     quarter = xquad_quarter(titles)

@@ -16,10 +16,11 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag.crosslingual import coverage
 from rag.dates import relative_days
+from rag.language import is_cross_lingual, latin_share
 from rag.lexical import analyze, strip_controls
 from rag.quotes import tight_span
 from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
-from rag.retrieve import HybridRetriever, SearchIndex, is_cross_lingual, latin_share
+from rag.retrieve import HybridRetriever, SearchIndex
 from rag.short import asks_for, question_matchers, short_answer, short_line
 from rag.store import max_sentence_chars
 from rag.timeq import DocFilter, parse_date

@@ -29,8 +29,9 @@ from rag.answering import (
 )
 from rag.chunking import split_sentences
 from rag.conversation import Message
+from rag.language import is_cross_lingual
 from rag.lexical import analyze, normalize_arabic, query_words
-from rag.retrieve import SearchIndex, is_cross_lingual
+from rag.retrieve import SearchIndex
 from rag.settings import Settings
 from rag.timeq import DIGITS
 from rag.verify import claim_gap, injected, numbers_in

@@ -16,8 +16,9 @@ from pathlib import Path
 from langchain_core.documents import Document
 
 from rag.crosslingual import coverage
+from rag.language import is_cross_lingual
 from rag.lexical import analyze
-from rag.retrieve import SearchIndex, is_cross_lingual
+from rag.retrieve import SearchIndex
 from rag.timeq import DocFilter, question_period
 from rag.values import expected_value
 

@@ -190,7 +190,7 @@ Matcher = tuple[Callable[[frozenset[str]], bool], float]  # (does a word's stem 
 def question_matchers(index, question: str) -> list[Matcher]:
     """What the question asks about, one matcher per weighted term: its Arabic stems, or for a Latin-script question
     its translated concepts (`rag.crosslingual`), with their IDF."""
-    from rag.retrieve import is_cross_lingual
+    from rag.language import is_cross_lingual
 
     if is_cross_lingual(question):
         return [(c.found_in, c.weight) for c in index.concepts(question)]

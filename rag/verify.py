@@ -23,9 +23,10 @@ import re
 from functools import cache
 
 from rag.crosslingual import coverage
+from rag.language import is_cross_lingual
 from rag.lexical import analyze
 from rag.refusal import RefusalModel
-from rag.retrieve import SearchIndex, is_cross_lingual
+from rag.retrieve import SearchIndex
 from rag.settings import PROJECT_ROOT
 from rag.timeq import DIGITS
 

@@ -134,8 +134,8 @@ def test_answer_and_get_index_follow_the_settings_they_are_given(seed_index, set
 
 def test_one_language_rule_for_mixed_questions():
     from rag.answering import NOT_FOUND_AR, NOT_FOUND_EN, not_found_text
+    from rag.language import is_cross_lingual
     from rag.llm import answer_language
-    from rag.retrieve import is_cross_lingual
 
     for question, english in (
         ("What did Mandiant say about ألبانيا?", True),
