@@ -6,13 +6,15 @@ import threading
 from pathlib import Path
 
 from rag.answering import Answer, Citation
+from rag.building import build_index
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
-from rag.store import BuildStats, IndexMismatch, IndexMissing, build_index
+from rag.store import BuildOptions, BuildStats, IndexMismatch, IndexMissing
 from rag.timeq import DocFilter
 
 __all__ = [
     "Answer",
+    "BuildOptions",
     "BuildStats",
     "Citation",
     "IndexMismatch",

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda
 
+from rag.chunking import max_sentence_chars
 from rag.crosslingual import coverage
 from rag.dates import relative_days
 from rag.language import is_cross_lingual, latin_share
@@ -22,7 +23,6 @@ from rag.quotes import tight_span
 from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex
 from rag.short import asks_for, question_matchers, short_answer, short_line
-from rag.store import max_sentence_chars
 from rag.timeq import DocFilter, parse_date
 
 NOT_FOUND_EN = "The indexed articles do not cover this question, so there is no answer to give."

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rag.settings import Settings
 
 # A sentence ends at . ! ? ؟ ؛ (and runs of them, e.g. ".." or "?!"), plus any closing quotes or brackets,
 # when whitespace or the end of text follows; a line break always ends one. "3.5" and "15.7.2022" never
@@ -89,3 +93,9 @@ def chunk_sentences(sentences: list[Span], max_chars: int, overlap: int) -> list
             break
         i = max(j + 1 - overlap, i + 1)
     return chunks
+
+
+def max_sentence_chars(settings: Settings) -> int:
+    """The longest sentence kept whole (`rag.settings.Settings`): twice the chunk size, so no chunk (nor quote) is
+    much over RAG_CHUNK_CHARS."""
+    return 2 * settings.chunk_chars

@@ -39,7 +39,8 @@ def dates_line(r) -> str:
 
 
 def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
-    from rag.store import build_index, corpus_dates
+    from rag.building import build_index
+    from rag.store import corpus_dates
 
     engine = None
     if args.ray:

@@ -32,7 +32,7 @@ from rag.articles import (
     seed_files,
     unpack_text,
 )
-from rag.chunking import chunk_sentences, split_sentences
+from rag.chunking import chunk_sentences, max_sentence_chars, split_sentences
 from rag.embed import Embedder, batched_by_length, model_fingerprint
 from rag.lexical import BM25, bm25_terms
 from rag.settings import Settings
@@ -284,11 +284,6 @@ class _PlannedChunk:
     embed_hash: str
 
 
-def max_sentence_chars(settings: Settings) -> int:
-    """The longest sentence kept whole: twice the chunk size, so no chunk (nor quote) is much over RAG_CHUNK_CHARS."""
-    return 2 * settings.chunk_chars
-
-
 def plan_chunks(article: Article, settings: Settings, fingerprint: str):
     sentences = split_sentences(article.text, max_sentence_chars(settings))
     planned = []
@@ -306,46 +301,58 @@ def plan_chunks(article: Article, settings: Settings, fingerprint: str):
     return sentences, planned
 
 
+@dataclass
+class BuildOptions:
+    """How a build runs, beyond the settings (every field has the default a plain `rag index` uses)."""
+
+    rebuild: bool = False  # start from an empty index (needed after changing the model or chunking)
+    progress: bool = True  # a progress bar with chunks/s while embedding
+    embedder: Embedder | None = None  # an already loaded model to reuse
+    on_warning: Callable[[str], None] | None = None  # one line per skipped input (default: logged as warnings)
+    yes: bool = False  # index even when seeds/ holds more than RAG_MAX_SEED_FILES files not yet indexed
+    # articles not yet in seeds/ (an upload being staged): they replace the articles of the same source files
+    pending: Sequence[Article] = ()
+    # called after embedding, just before the index commits (an upload moves its files into seeds/ here); if it
+    # raises, the index is left as it was
+    before_commit: Callable[[], None] | None = None
+    # what embeds the chunks with no stored vector (default: the model in this process; `rag.ray_embed.ray_engine`
+    # embeds them on a Ray cluster)
+    engine: EmbedEngine | None = None
+
+
+@dataclass
+class _Plan:
+    """What a build will do: the articles read, which changed or went, and the seed files' stamps."""
+
+    articles: list[Article]
+    changed: list[Article]
+    removed: list[str]
+    stamps: dict[str, tuple[int, int]]
+    stats: BuildStats
+
+
 def build_index(
     seeds_dir: str | Path | None = None,
     index_dir: str | Path | None = None,
     *,
-    rebuild: bool = False,
     settings: Settings | None = None,
-    progress: bool = True,
-    embedder: Embedder | None = None,
-    on_warning: Callable[[str], None] | None = None,
-    yes: bool = False,
-    pending: Sequence[Article] = (),
-    before_commit: Callable[[], None] | None = None,
-    engine: EmbedEngine | None = None,
-    warm: bool = True,
+    options: BuildOptions | None = None,
+    **kwargs,
 ) -> BuildStats:
-    """Bring the index at `index_dir` in line with the articles under `seeds_dir`.
+    """Bring the index at `index_dir` in line with the articles under `seeds_dir`: check, plan, embed, commit.
 
     New and changed articles are embedded (only chunks whose text is new go through the model); removed
     ones are deleted; unchanged ones are not touched. With nothing to do, the model is not even loaded.
     Every run first checks the index: SQLite's `PRAGMA quick_check`, and that the FAISS file loads and holds
     one vector per chunk; a missing or damaged FAISS file is rebuilt from the stored vectors (no re-embedding).
+    A build of at most CARRY_MAX articles derives the next generation's reader caches from the last ones; the
+    reader computes them otherwise (`rag.building.build_index` does it at once).
 
     Args:
-        seeds_dir: folder of .txt/.md/.jsonl articles (default: settings.seeds_dir).
+        seeds_dir: folder of .txt/.md/.jsonl/.parquet articles (default: settings.seeds_dir).
         index_dir: index folder (default: settings.index_dir); created when missing.
-        rebuild: start from an empty index (needed after changing the model or chunking).
         settings: pipeline settings (default: from the environment).
-        progress: show a progress bar with chunks/s while embedding.
-        embedder: an already loaded model to reuse.
-        on_warning: called with one line per skipped input (default: logged as warnings).
-        yes: index even when the seeds folder holds more than `settings.max_seed_files` files not yet indexed.
-        pending: articles not yet in `seeds_dir` (an upload being staged); they replace the articles of the same
-            source files and are indexed with the rest.
-        before_commit: called after embedding and just before the index commits (an upload moves its files into
-            `seeds_dir` here); if it raises, the index is left as it was.
-        engine: what embeds the chunks that have no stored vector (default: the model in this process;
-            `rag.ray_embed.ray_engine` embeds them on a Ray cluster).
-        warm: compute this generation's reader caches before returning (a caller about to load the new
-            generation itself, like the chat after an upload, warms its own `SearchIndex` instead). A small build
-            derives them from the previous generation's caches whatever `warm` says, as that costs little.
+        options: `BuildOptions`; or its fields as keyword arguments (`progress=False, embedder=...`).
 
     Returns:
         BuildStats with counts of added / updated / removed / unchanged articles and chunks embedded.
@@ -355,123 +362,145 @@ def build_index(
             as seeds, too many new files without `yes`).
     """
     t0 = time.perf_counter()
+    options = options or BuildOptions(**kwargs)
     settings = settings or Settings.from_env()
     seeds = Path(seeds_dir) if seeds_dir is not None else settings.seeds_dir
     index = Path(index_dir) if index_dir is not None else settings.index_dir
-    warn = on_warning or log.warning
+    warn = options.on_warning or log.warning
     check_seeds_folder(seeds)
     if leftovers := remove_leftovers(seeds):
         warn(f"removed {leftovers} temporary file(s) an interrupted upload left in {seeds}")
-    fingerprint = embedder.fingerprint if embedder else model_fingerprint(str(settings.model))
+    fingerprint = options.embedder.fingerprint if options.embedder else model_fingerprint(str(settings.model))
     want = expected_meta(settings, fingerprint)
     conn = connect(make_index_folder(index) / DB_NAME)
+    carry = None
     try:
-        conn.executescript(SCHEMA)
-        add_missing_columns(conn)
         meta = read_meta(conn)
-        if meta.get("faiss_file"):
-            check_database(conn, index)
-        if not rebuild and _only_format_changed(meta, want):
-            warn(f"index at {index} has format {meta['format_version']}, now {want['format_version']}: rebuilding it")
-            rebuild = True  # same model and chunking, so every stored vector is reused
-        if not rebuild:
-            check_compatible(meta, want, index)
-        stored_sources = {src for (src,) in conn.execute("SELECT DISTINCT source FROM documents")}
-        files = seed_files(seeds)
-        new_files = sum(f.relative_to(seeds).as_posix() not in stored_sources for f in files)
-        if new_files > settings.max_seed_files and not yes:
-            raise IndexError_(
-                f"{seeds} holds {new_files:,} article files not yet indexed, more than RAG_MAX_SEED_FILES="
-                f"{settings.max_seed_files:,}: check the folder, then run `rag index --yes` to index them all"
-            )
-        if meta.get("format_version") and meta.get("vector_encoding") != VECTOR_ENCODING:
-            _convert_vectors(conn)  # an index from before format 5: float32 chunk and float16 sentence vectors
-        stamps = file_stamps(seeds, files)
-        replaced = {a.source for a in pending}
-        kept = {} if rebuild else _unchanged_files(conn, stamps, replaced)  # doc_id -> source, of files not read
-        kept_files = set(kept.values())
-        articles, skipped = read_articles(
-            seeds, [f for f in files if f.relative_to(seeds).as_posix() not in kept_files]
-        )
-        if any(a.doc_id in kept for a in articles):  # an article id moved between files: read them all
-            kept = {}
-            articles, skipped = read_articles(seeds, files)
-        for line in skipped:
-            warn(f"skipped {line}")
-        if pending:
-            articles = [a for a in articles if a.source not in replaced] + list(pending)
-        stats = BuildStats(skipped=skipped)
-        stored = {} if rebuild else dict(conn.execute("SELECT doc_id, content_hash FROM documents"))
-        current = {a.doc_id: a for a in articles}
-        changed = [a for a in articles if stored.get(a.doc_id) != a.content_hash]
-        removed = [d for d in stored if d not in current and d not in kept]
-        stats.added = sum(a.doc_id not in stored for a in changed)
-        stats.updated = len(changed) - stats.added
-        stats.removed = len(removed)
-        stats.unchanged = len(articles) - len(changed) + len(kept)
-        if not changed and not removed and not rebuild:
-            _save_stamps(conn, stamps, transaction=True)
-            if not faiss_matches(conn, index, meta):
-                warn(f"the vector file of the index at {index} is missing or damaged: rebuilt from stored vectors")
-                _commit_documents(conn, index, [], [], {}, want, rebuild=False, settings=settings)
-            elif not faiss_kind_matches(conn, meta, settings):
-                kind = resolve_kind(settings.faiss_index, _count(conn, "chunks"), settings.faiss_auto_above)
-                warn(f"building a {kind} FAISS index from the stored vectors (RAG_FAISS_INDEX={settings.faiss_index})")
-                _commit_documents(conn, index, [], [], {}, want, rebuild=False, settings=settings)
-            if before_commit:
-                before_commit()
+        rebuild = _check(conn, index, meta, want, options.rebuild, warn)
+        plan = _plan(conn, seeds, settings, options, rebuild, warn)
+        stats = plan.stats
+        if not plan.changed and not plan.removed and not rebuild:
+            _save_stamps(conn, plan.stamps, transaction=True)
+            _repair(conn, index, meta, want, settings, warn)
+            if options.before_commit:
+                options.before_commit()
             stats.chunks = _count(conn, "chunks")
-            conn.close()
-            if warm:  # a repaired or re-kinded FAISS file is a new generation: its caches are made now, not per ask
-                _warm(index, settings, warn)  # a no-op when this generation's caches exist (the usual no-change run)
-            _drop_old_caches(index)
-            stats.seconds = time.perf_counter() - t0
-            return stats
-
-        plans = {a.doc_id: plan_chunks(a, settings, fingerprint) for a in changed}
-        todo = {p.embed_hash: p for _, planned in plans.values() for p in planned}
-        have = _existing_hashes(conn, list(todo))
-        missing = [p for h, p in todo.items() if h not in have]
-        stats.reused = sum(len(planned) for _, planned in plans.values()) - len(missing)
-        if missing:
-            small = embedder is None and len(missing) <= SMALL_BUILD
-            if engine is None and small and (encoder := _numpy_encoder(settings)) is not None:
-                engine = local_engine(encoder, settings.batch_size)
-                stats.precision = f"numpy fp32 ({len(missing)} chunk(s): quicker than loading torch)"
-            elif engine is None:
-                embedder = embedder or Embedder(str(settings.model), settings.precision)
-                engine = local_engine(embedder, settings.batch_size)
-                stats.precision = embedder.precision_line()
-            stats.model_loaded = True
-            _embed_missing(conn, engine, missing, progress)
-            stats.embedded = len(missing)
-        if before_commit:
-            before_commit()
-        carry = None if rebuild else _Carry.before_commit(conn, meta, changed, removed)
-        generation = _commit_documents(
-            conn, index, changed, removed, plans, want, rebuild, settings, carry and carry.terms, stamps
-        )
-        stats.chunks = _count(conn, "chunks")
-        new_docs = [d for (d,) in conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")] if carry else []
-        if rebuild and (conn.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE or _mostly_free(conn)):
-            compact(conn)
+        else:
+            plans = {a.doc_id: plan_chunks(a, settings, fingerprint) for a in plan.changed}
+            _embed(conn, plans, settings, options, stats)
+            if options.before_commit:
+                options.before_commit()
+            carry = None if rebuild else _Carry.before_commit(conn, meta, plan.changed, plan.removed)
+            terms = carry and carry.terms
+            generation = _commit_documents(
+                conn, index, plan.changed, plan.removed, plans, want, rebuild, settings, terms, plan.stamps
+            )
+            stats.chunks = _count(conn, "chunks")
+            new_docs = [d for (d,) in conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")] if carry else []
+            if rebuild and (conn.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE or _mostly_free(conn)):
+                compact(conn)
     except sqlite3.DatabaseError as exc:
         raise damaged(index, exc) from exc
     finally:
         conn.close()
-    carried = carry is not None and carry.apply(index, new_docs, generation)  # cheap: done even when not `warm`
-    if warm and not carried:
-        _warm(index, settings, warn)
+    if carry is not None:
+        carry.apply(index, new_docs, generation)  # a small build derives the reader caches: cheap
     _drop_old_caches(index)
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _check(conn, index: Path, meta: dict, want: dict, rebuild: bool, warn: Callable[[str], None]) -> bool:
+    """The database's schema and health, and whether this build must start from empty (returned): asked to, or
+    the index has an older format (every stored vector is reused); a different model or chunking is refused."""
+    conn.executescript(SCHEMA)
+    add_missing_columns(conn)
+    if meta.get("faiss_file"):
+        check_database(conn, index)
+    if not rebuild and _only_format_changed(meta, want):
+        warn(f"index at {index} has format {meta['format_version']}, now {want['format_version']}: rebuilding it")
+        rebuild = True  # same model and chunking, so every stored vector is reused
+    if not rebuild:
+        check_compatible(meta, want, index)
+    if meta.get("format_version") and meta.get("vector_encoding") != VECTOR_ENCODING:
+        _convert_vectors(conn)  # an index from before format 5: float32 chunk and float16 sentence vectors
+    return rebuild
+
+
+def _plan(conn, seeds: Path, settings: Settings, options: BuildOptions, rebuild: bool, warn) -> _Plan:
+    """Read the seed files that changed since the last build (by size and time) and compare their articles with
+    the stored ones: what is new, changed, unchanged or removed."""
+    stored_sources = {src for (src,) in conn.execute("SELECT DISTINCT source FROM documents")}
+    files = seed_files(seeds)
+    new_files = sum(f.relative_to(seeds).as_posix() not in stored_sources for f in files)
+    if new_files > settings.max_seed_files and not options.yes:
+        raise IndexError_(
+            f"{seeds} holds {new_files:,} article files not yet indexed, more than RAG_MAX_SEED_FILES="
+            f"{settings.max_seed_files:,}: check the folder, then run `rag index --yes` to index them all"
+        )
+    stamps = file_stamps(seeds, files)
+    replaced = {a.source for a in options.pending}
+    kept = {} if rebuild else _unchanged_files(conn, stamps, replaced)  # doc_id -> source, of files not read
+    kept_files = set(kept.values())
+    articles, skipped = read_articles(seeds, [f for f in files if f.relative_to(seeds).as_posix() not in kept_files])
+    if any(a.doc_id in kept for a in articles):  # an article id moved between files: read them all
+        kept = {}
+        articles, skipped = read_articles(seeds, files)
+    for line in skipped:
+        warn(f"skipped {line}")
+    if options.pending:
+        articles = [a for a in articles if a.source not in replaced] + list(options.pending)
+    stored = {} if rebuild else dict(conn.execute("SELECT doc_id, content_hash FROM documents"))
+    current = {a.doc_id for a in articles}
+    changed = [a for a in articles if stored.get(a.doc_id) != a.content_hash]
+    removed = [d for d in stored if d not in current and d not in kept]
+    stats = BuildStats(skipped=skipped, removed=len(removed))
+    stats.added = sum(a.doc_id not in stored for a in changed)
+    stats.updated = len(changed) - stats.added
+    stats.unchanged = len(articles) - len(changed) + len(kept)
+    return _Plan(articles, changed, removed, stamps, stats)
+
+
+def _repair(conn, index: Path, meta: dict, want: dict, settings: Settings, warn) -> None:
+    """With no article to change: a missing or damaged FAISS file, or one of another kind than the settings ask
+    for, is written again from the stored vectors, as a new generation."""
+    if not faiss_matches(conn, index, meta):
+        warn(f"the vector file of the index at {index} is missing or damaged: rebuilt from stored vectors")
+        _commit_documents(conn, index, [], [], {}, want, rebuild=False, settings=settings)
+    elif not faiss_kind_matches(conn, meta, settings):
+        kind = resolve_kind(settings.faiss_index, _count(conn, "chunks"), settings.faiss_auto_above)
+        warn(f"building a {kind} FAISS index from the stored vectors (RAG_FAISS_INDEX={settings.faiss_index})")
+        _commit_documents(conn, index, [], [], {}, want, rebuild=False, settings=settings)
+
+
+def _embed(conn, plans: dict, settings: Settings, options: BuildOptions, stats: BuildStats) -> None:
+    """Embed the planned chunks whose text has no stored vector: with the options' engine, or the numpy encoder
+    for a few (no torch to load), or the model."""
+    todo = {p.embed_hash: p for _, planned in plans.values() for p in planned}
+    have = _existing_hashes(conn, list(todo))
+    missing = [p for h, p in todo.items() if h not in have]
+    stats.reused = sum(len(planned) for _, planned in plans.values()) - len(missing)
+    if not missing:
+        return
+    engine, embedder = options.engine, options.embedder
+    small = embedder is None and len(missing) <= SMALL_BUILD
+    if engine is None and small and (encoder := _numpy_encoder(settings)) is not None:
+        engine = local_engine(encoder, settings.batch_size)
+        stats.precision = f"numpy fp32 ({len(missing)} chunk(s): quicker than loading torch)"
+    elif engine is None:
+        embedder = embedder or Embedder(str(settings.model), settings.precision)
+        engine = local_engine(embedder, settings.batch_size)
+        stats.precision = embedder.precision_line()
+    stats.model_loaded = True
+    _embed_missing(conn, engine, missing, options.progress)
+    stats.embedded = len(missing)
 
 
 BM25_CACHE, NAMES_CACHE = "bm25", "names.json.gz"  # what a generation's cache folder holds
 
 
 def cache_dir(index_dir: Path, generation: str) -> Path:
-    """Where readers keep what they derive from one generation of the index (see `rag.retrieve.SearchIndex._cached`)."""
+    """Where readers keep what they derive from one generation of the index (`rag.generation.Generation._cached`)."""
     return index_dir / f"cache-{generation}"
 
 
@@ -479,19 +508,6 @@ def is_warm(index_dir: Path, generation: str) -> bool:
     """Every cache of this generation is written."""
     folder = cache_dir(index_dir, generation)
     return (folder / BM25_CACHE).is_dir() and (folder / NAMES_CACHE).is_file()
-
-
-def _warm(index: Path, settings: Settings, warn: Callable[[str], None]) -> None:
-    """Compute what a reader derives from this generation (BM25 arrays, the name matcher) and keep it in the index
-    folder, so a fresh `rag ask` loads it instead of computing it. A failure here costs only speed."""
-    from rag.retrieve import SearchIndex  # the reader of the index; imported here, as it imports this module
-
-    try:
-        if is_warm(index, str(json.loads((index / MANIFEST).read_text())["generation"])):
-            return
-        SearchIndex(index, settings).warm()
-    except Exception as exc:
-        warn(f"could not precompute the index caches ({exc}); queries compute them on first use")
 
 
 def check_seeds_folder(seeds: Path) -> None:
@@ -710,7 +726,7 @@ def _save_stamps(conn, stamps: dict[str, tuple[int, int]], transaction: bool = F
 
 
 def _drop_old_caches(index: Path) -> None:
-    """Remove what readers derived from older generations (see `rag.retrieve.SearchIndex._cached`)."""
+    """Remove what readers derived from older generations (see `rag.generation.Generation._cached`)."""
     try:
         generation = str(json.loads((index / MANIFEST).read_text())["generation"])
     except (OSError, ValueError, KeyError):

@@ -20,6 +20,7 @@ from distractors import ARTICLES
 import rag
 from rag import store
 from rag.articles import SkippedInput, parse_jsonl
+from rag.chunking import max_sentence_chars
 from rag.cli import main
 from rag.retrieve import SearchIndex
 from rag.store import build_index
@@ -70,7 +71,7 @@ def test_a_run_on_line_is_cut_into_bounded_sentences_and_chunks(settings):
     body = "كلمة " * 200_000 + "\n" + "ب" * 50_000  # 1 MB with no sentence end, then a 50k-character "word"
     article = make_article("long.txt", "عنوان", body, "long.txt")
     sentences, planned = store.plan_chunks(article, settings, "fp")
-    bound = store.max_sentence_chars(settings)
+    bound = max_sentence_chars(settings)
     assert max(s.end - s.start for s in sentences) <= bound
     assert max(p.end - p.start for p in planned) <= bound
     assert "".join(article.text[s.start : s.end] for s in sentences).replace(" ", "").replace("\n", "") == (
@@ -88,7 +89,7 @@ def test_quotes_and_passages_of_a_run_on_article_are_bounded(tmp_path, settings,
     build_index(seeds, tmp_path / "index", settings=settings, embedder=embedder, progress=False)
     index = SearchIndex(tmp_path / "index", settings, embedder=embedder)
     result = make_chain(index).invoke("ماذا افتتحت بلدية دوريس؟")
-    bound = store.max_sentence_chars(settings)
+    bound = max_sentence_chars(settings)
     assert result.found and result.citations
     for c in result.citations:
         assert len(c.passage) <= 2 * bound and len(c.quote) <= settings.max_quoted * bound

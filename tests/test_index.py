@@ -14,6 +14,7 @@ from conftest import ALBANIA_REASON, SEEDS, kill_while_embedding
 
 from rag import store
 from rag.articles import unpack_text
+from rag.building import build_index as build_and_warm
 from rag.retrieve import SearchIndex
 from rag.store import IndexMismatch, build_index
 
@@ -163,18 +164,18 @@ def test_a_small_build_derives_its_caches_from_the_previous_generation(tmp_path,
     seeds, index = tmp_path / "seeds", tmp_path / "index"
     seeds.mkdir()
     write_distractors(seeds)
-    build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
+    build_and_warm(seeds, index, settings=settings, embedder=embedder, progress=False)
 
     def rebuilt(*_a, **_k):
         raise AssertionError("the caches were computed from every article again")
 
-    monkeypatch.setattr(store, "_warm", rebuilt)
+    monkeypatch.setattr(SearchIndex, "warm", rebuilt)  # the reader finds this generation's caches already made
     monkeypatch.setattr(store, "_write_faiss", rebuilt)
     (seeds / "new.txt").write_text("خبر جديد\nافتتحت بلدية زيلاندا متحفا للفنون الرقمية. وحضر الافتتاح مئات الزوار.\n")
     victim, edited = sorted(seeds.glob("news_*.txt"))[:2]
     victim.unlink()
     edited.write_text(edited.read_text(encoding="utf-8") + "\nوأضاف المتحدث أن كوبنهاغن سترسل وفدا.\n")
-    stats = build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
+    stats = build_and_warm(seeds, index, settings=settings, embedder=embedder, progress=False)
     assert (stats.added, stats.updated, stats.removed) == (1, 1, 1)
 
     generation = store.read_meta(sqlite3.connect(index / store.DB_NAME))["generation"]

@@ -16,6 +16,7 @@ import gradio as gr
 
 from rag.answering import Answer, Decision
 from rag.asking import Asker, small_print
+from rag.building import build_index as build_and_warm
 from rag.crosslingual import lexicon_status
 from rag.dates import spell_day
 from rag.model import convert
@@ -176,8 +177,7 @@ class ChatService:
                 progress=True,
                 pending=[a for u in uploads for a in u.articles],
                 before_commit=lambda: written.extend(write_uploads(uploads, self.seeds_dir)),
-                warm=False,  # the refresh below loads the new generation once, and warms it
-            )
+            )  # the store's build: the refresh below loads the new generation once, and warms it
         except Exception as exc:  # any failure undoes the upload, and says so in one line
             undo_writes(written)
             return f"refused: indexing failed ({exc}); the corpus is unchanged"
@@ -458,7 +458,7 @@ def ensure_ready(settings: Settings, index_dir: Path, seeds_dir: Path, read_only
     # Every start brings the index in step with seeds/ (articles that landed while the chat was down, or an upload
     # a crash interrupted); with nothing to do this takes a fraction of a second and loads no model.
     print(f"bringing the index at {index_dir} in step with {seeds_dir} …", flush=True)
-    stats = build_index(seeds_dir, index_dir, settings=settings)
+    stats = build_and_warm(seeds_dir, index_dir, settings=settings)
     print(f"index: {stats.summary()}", flush=True)
 
 
