@@ -24,10 +24,10 @@ from bench.data import data_dir, news_corpus, news_dev, write_bulk, write_record
 from bench.leftout import leftout_news_index, paragraph_questions, xquad_paragraph_index
 from rag.answering import EvidenceWeights, score_sentences
 from rag.embed import Embedder
+from rag.indexer import build_index
 from rag.refusal import FEATURES, RefusalModel, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex
 from rag.settings import PROJECT_ROOT, Settings
-from rag.store import build_index
 
 WORK = PROJECT_ROOT / "bench" / "work"
 PARTIAL_FLAGGED = 0.10  # share of right tuning answers a partial-evidence cut may flag
@@ -324,7 +324,7 @@ def calibrate_partial(root: Path, settings: Settings, embedder, model: RefusalMo
     """The share of the question the quoted passages may miss before an answer is flagged partial, per script: the
     lowest cut that flags at most PARTIAL_FLAGGED of the tuning answers that quote their evidence (news tuning half
     and XQuAD tuning quarters, paragraph split), measured with the refusal model just fitted."""
-    from rag.answering import make_chain
+    from rag.chain import make_chain
     from rag.refusal import cited_gap
 
     gaps: dict[str, dict[str, list[float]]] = {s: {"right": [], "leftout": []} for s in ("ar", "en")}
@@ -486,7 +486,7 @@ def followup_figures(chain, items, head_start: float | None = None) -> dict[str,
 
 
 def tune_followups(root: Path, settings: Settings, embedder) -> None:
-    from rag.answering import make_chain
+    from rag.chain import make_chain
 
     chain = make_chain(SearchIndex(WORK / "news-index", settings, embedder=embedder))
     items = [i for i in news_dev(root) if i.half == "tune"]

@@ -27,9 +27,9 @@ import rag.verify as verify
 from bench.calibrate import WORK, paragraph_passage, xquad_quarter
 from bench.data import data_dir, write_bulk, xquad
 from rag import llm
+from rag.indexer import build_index
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
-from rag.store import build_index
 
 ADDED = {
     "en": [", and Russia paid for it", ", and Japan secretly funded it", ", with the backing of Brazil"],

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import DataMissing, NewsItem, Question, _jsonl, news_corpus, write_bulk, write_records, xquad
+from rag.indexer import build_index
 from rag.settings import PROJECT_ROOT, Settings
-from rag.store import build_index
 
 WORK = PROJECT_ROOT / "bench" / "work"
 
@@ -113,7 +113,7 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
     - news dev unanswerable questions (test half) and the time dev set's out-of-range questions (every other one)."""
     from bench.calibrate import news_index, xquad_quarter
     from bench.data import news_dev
-    from rag.answering import make_chain
+    from rag.chain import make_chain
     from rag.refusal import RefusalModel
     from rag.retrieve import SearchIndex
 

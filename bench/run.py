@@ -42,14 +42,16 @@ from bench.dates import date_figures, resolved_day_figures
 from bench.leftout import leftout_figures
 from bench.shortbench import short_figures
 from bench.timebench import time_figures
-from rag.answering import decision_chain, make_chain, score_sentences
+from rag.answering import score_sentences
+from rag.chain import decision_chain, make_chain
 from rag.conversation import answer_in_context, read_history
 from rag.embed import PRECISIONS, Embedder, batched_by_length
+from rag.indexer import build_index
 from rag.language import latin_share
 from rag.refusal import RefusalModel, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex
 from rag.settings import PROJECT_ROOT, Settings
-from rag.store import IndexMismatch, build_index
+from rag.store import IndexMismatch
 
 ROOT = PROJECT_ROOT
 TARGETS = {
@@ -309,7 +311,7 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
     shutil.rmtree(sample_dir, ignore_errors=True)
     write_bulk_rows(sample_dir / "seeds", spare[: (40 if quick else 120)])
     from rag.articles import read_articles
-    from rag.store import plan_chunks
+    from rag.indexer import plan_chunks
 
     arts, _ = read_articles(sample_dir / "seeds")
     texts = [p.text for a in arts for p in plan_chunks(a, settings, embedder.fingerprint)[1]]

@@ -22,8 +22,9 @@ import numpy as np
 from bench.data import data_dir, saudinewsnet, write_records
 from bench.run import ROOT, latencies_ms, log, rss_mb, write_bulk_rows
 from rag.embed import Embedder
+from rag.indexer import build_index
 from rag.settings import Settings
-from rag.store import DB_NAME, build_index
+from rag.store import DB_NAME
 from rag.vectors import build_faiss, decode_vectors, recall_at_k, stored_dim
 
 WORK = ROOT / "bench" / "work"
@@ -35,7 +36,7 @@ def build_throughput(root: Path, settings: Settings, n_articles: int, encode_sam
     actor per core (the default), each a whole `rag index` in a fresh process (model load, and for Ray the cluster
     start, included), against bare encode in this run."""
     from rag.articles import read_articles
-    from rag.store import plan_chunks
+    from rag.indexer import plan_chunks
 
     rows = saudinewsnet(root, 2600 + 200 + n_articles)[-n_articles:]  # articles the scale index does not hold
     seeds = WORK / "scale-throughput" / "seeds"
@@ -77,7 +78,7 @@ def build_throughput(root: Path, settings: Settings, n_articles: int, encode_sam
 def build_once(seeds: Path, index: Path, actors: int) -> dict:
     """One `rag index` as a fresh process runs it (local with actors=0, else `--ray` with that many local actors),
     timed whole and from its first embedded batch on."""
-    from rag.store import build_index, local_engine
+    from rag.indexer import build_index, local_engine
 
     settings = Settings.from_env()
     t0 = time.perf_counter()
@@ -239,7 +240,7 @@ def compacted_copy(settings: Settings) -> Path:
 
 
 def answer_latency(settings: Settings) -> dict:
-    from rag.answering import make_chain
+    from rag.chain import make_chain
     from rag.retrieve import SearchIndex
 
     index = SearchIndex(SCALE_INDEX, settings)

@@ -123,7 +123,7 @@ def sweep(root: Path, settings: Settings) -> None:
     halves: XQuAD's number, date and who questions (right: F1 >= 0.5) and the news dev fact questions (right: holds
     the evidence), by set, language and what is asked (a name, or a number or a date). Prints one line per lead."""
     from bench.calibrate import xquad_quarter
-    from rag.answering import make_chain
+    from rag.chain import make_chain
     from rag.retrieve import SearchIndex
 
     _, en, ar, titles = xquad(root)
@@ -174,7 +174,8 @@ def quote_grid(root: Path, settings: Settings, half: str = "tune") -> None:
     import dataclasses
 
     from bench.calibrate import xquad_quarter
-    from rag.answering import ExtractiveAnswerer, present, score_sentences
+    from rag.answering import ExtractiveAnswerer, score_sentences
+    from rag.chain import present
     from rag.language import is_cross_lingual
     from rag.retrieve import HybridRetriever, SearchIndex
 
@@ -232,9 +233,9 @@ def short_figures(root: Path, settings: Settings, embedder, half: str = "test") 
     """Short-answer figures on one half: XQuAD articles by quarter (0, 1 tune; 2, 3 test), ARCD-test split in two by
     position (even tune, odd test), news dev by its own halves."""
     from bench.calibrate import news_index, xquad_quarter
-    from rag.answering import make_chain
+    from rag.chain import make_chain
+    from rag.indexer import build_index
     from rag.retrieve import SearchIndex
-    from rag.store import build_index
 
     contexts, en, ar, titles = xquad(root)
     quarter = xquad_quarter(titles)

@@ -30,9 +30,10 @@ from bench.data import data_dir, news_dev, saudinewsnet, write_records
 from bench.run import _PEAK_RSS, ROOT, latencies_ms, log
 from bench.scale import FULL_SEEDS, HELD_OUT, SCALE_INDEX, WORK, disk_per_chunk, full_index, real_vectors
 from rag.chunking import split_sentences
+from rag.indexer import build_index, embedded_row
 from rag.lexical import BM25
 from rag.settings import Settings
-from rag.store import BM25_CACHE, DB_NAME, build_index, cache_dir, embedded_row
+from rag.store import BM25_CACHE, DB_NAME, cache_dir
 from rag.tokens import ChunkEmbedding
 
 GROWN_INDEX, GROWN_SEEDS = WORK / "snn-grown-index", WORK / "snn-grown-seeds"

@@ -20,10 +20,10 @@ from pathlib import Path
 
 from bench.data import _jsonl, data_dir, news_corpus, news_dev, write_records
 from bench.leftout import _all_rows
-from rag.answering import make_chain
+from rag.chain import make_chain
+from rag.indexer import build_index
 from rag.retrieve import SearchIndex
 from rag.settings import PROJECT_ROOT, Settings
-from rag.store import build_index
 
 WORK = PROJECT_ROOT / "bench" / "work"
 KINDS = ("resolved_date", "date_scoped", "latest", "out_of_range")

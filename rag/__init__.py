@@ -7,9 +7,10 @@ from pathlib import Path
 
 from rag.answering import Answer, Citation
 from rag.building import build_index
+from rag.indexer import BuildOptions
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
-from rag.store import BuildOptions, BuildStats, IndexMismatch, IndexMissing
+from rag.store import BuildStats, IndexMismatch, IndexMissing
 from rag.timeq import DocFilter
 
 __all__ = [

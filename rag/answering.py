@@ -1,29 +1,20 @@
-"""Answer a question from retrieved chunks: pick the evidence sentences, decide, then compose a cited answer.
-
-The chain is retrieve -> select evidence -> decide (LangChain runnables), ending in a `Decision`; a composer turns it
-into the `Answer` (`compose`) or streams it (`stream`): the extractive one here, or a local LLM's (`rag.llm`), without
-touching retrieval.
-"""
+"""What an answer is (`Answer`, `Citation`) and how the extractive one is chosen: every sentence of the retrieved
+chunks scored against the question (`score_sentences`), and the best quoted with [n] markers (`ExtractiveAnswerer`).
+The path a question takes, and the composers, are in `rag.chain`."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from langchain_core.documents import Document
-from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag.chunking import max_sentence_chars
 from rag.crosslingual import coverage
-from rag.dates import relative_days
 from rag.language import is_cross_lingual, latin_share
 from rag.lexical import analyze, strip_controls
-from rag.quotes import tight_span
-from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
-from rag.retrieve import HybridRetriever, SearchIndex
-from rag.short import asks_for, question_matchers, short_answer, short_line
-from rag.timeq import DocFilter, parse_date
+from rag.retrieve import SearchIndex
 
 NOT_FOUND_EN = "The indexed articles do not cover this question, so there is no answer to give."
 NOT_FOUND_AR = "لا تتناول المقالات المفهرسة هذا السؤال، لذلك لا توجد إجابة."
@@ -115,7 +106,7 @@ class EvidenceWeights:
 
 
 # What a question word asks for, and the sentence cue that offers it.
-_WHY = re.compile(r"(?:^|\W)(?:why|لماذا|لم(?:اذا)?|ما سبب|ما هو سبب|ما أسباب|ما اسباب)(?:\W|$)", re.IGNORECASE)
+WHY = re.compile(r"(?:^|\W)(?:why|لماذا|لم(?:اذا)?|ما سبب|ما هو سبب|ما أسباب|ما اسباب)(?:\W|$)", re.IGNORECASE)
 _CAUSE = re.compile(r"بسبب|لأن|لان|نظرا|نظراً|نتيجة|إثر|اثر|بهدف|من أجل|\bbecause\b|\bdue to\b", re.IGNORECASE)
 _COUNT = re.compile(
     r"(?:^|\W)(?:how (?:many|much|long|old)|when|what year|كم|متى|في أي عام|في اي عام)(?:\W|$)", re.IGNORECASE
@@ -125,7 +116,7 @@ _NUMBER = re.compile(r"[0-9٠-٩]|ألف|الف|مليون|مليار|مئة|م�
 
 def answer_type_cue(question: str):
     """The pattern a sentence should contain to answer this kind of question, or None."""
-    if _WHY.search(question):
+    if WHY.search(question):
         return _CAUSE
     if _COUNT.search(question):
         return _NUMBER
@@ -220,58 +211,6 @@ def shown_quote(quote: str) -> str:
     """A quote as the answer text shows it: the article's own bracketed numbers in parentheses ("[1]" -> "(1)"), so
     that none can pass for a citation marker. `Citation.quote` keeps the article's characters."""
     return _BRACKETED.sub(r"(\1)", quote)
-
-
-def stamp_citations(index: SearchIndex, citations: list[Citation]) -> None:
-    """Give each citation its article's date and link."""
-    for c in citations:
-        c.date = index.dates.get(c.doc_id, "")
-        c.dates = relative_days(index.article_text(c.doc_id), parse_date(c.date), c.start, c.end)
-        c.outlet = index.outlets.get(c.doc_id, c.source)
-        c.url = index.urls.get(c.doc_id, "")
-
-
-def with_short_answer(index: SearchIndex, answer: Answer, question: str) -> str:
-    """Find the number, date or name `question` asks for in the answer's quotes (`rag.short`), keep it in `answer.short`
-    and return the line that puts it first ("24 hours — «24 ساعة» [1]", "Sunday 26 July 2015 — «أمس (الأحد)» [1]"),
-    or "" when the quotes hold none."""
-    if not asks_for(question):  # nothing to look for: the question's terms are not worth weighing
-        return ""
-    matchers = question_matchers(index, question)
-    short = short_answer(question, answer.citations, index.article_text, matchers, index.dates.get)
-    if short is None:
-        return ""
-    answer.short = short.to_dict()
-    return short_line(short, is_cross_lingual(question))
-
-
-def tighten_quotes(index: SearchIndex, answer: Answer, question: str) -> None:
-    """Cut the quote that holds the short answer, when longer than RAG_QUOTE_CHARS, to its clauses around it that
-    hold the most of the question (`rag.quotes`). Only there is it known where the answer is: cutting every long
-    quote to the clauses that hold the question's words left out the answer, which often sits in the next clause
-    (tuning halves, evidence in quote: news English 0.69 -> 0.56, XQuAD English 0.94 -> 0.85). Relative days
-    outside the cut are dropped with it. `python -m bench.shortbench --quotes` gives the quote shape by setting."""
-    limit = index.settings.quote_chars
-    if limit <= 0 or not answer.short:
-        return
-    weigh = overlap_scorer(index, question)
-    for c in answer.citations:
-        if c.n != answer.short["citation"]:
-            continue
-        keep = (answer.short["start"], answer.short["end"])
-        start, end = tight_span(index.article_text(c.doc_id), c.start, c.end, weigh, limit, keep)
-        if (start, end) != (c.start, c.end):
-            c.start, c.end, c.quote = start, end, index.article_text(c.doc_id)[start:end]
-            c.dates = [d for d in c.dates if start <= d["start"] and d["end"] <= end]
-
-
-def present(index: SearchIndex, answer: Answer, question: str, asked: str) -> None:
-    """An extractive answer made ready to show: its citations dated, the short answer found (for the question as
-    `asked`), long quotes cut to the clauses that hold `question`, and the text written from them."""
-    stamp_citations(index, answer.citations)
-    short = with_short_answer(index, answer, asked)
-    tighten_quotes(index, answer, question)
-    answer.text = "\n".join(t for t in (short, quoted_text(answer.citations)) if t)
 
 
 def quoted_text(citations: list[Citation]) -> str:
@@ -370,118 +309,3 @@ def default_answerer(index: SearchIndex) -> ExtractiveAnswerer:
     return ExtractiveAnswerer(
         index.article_text, s.max_sentences, max_quoted=s.max_quoted, max_passage=2 * max_sentence_chars(s)
     )
-
-
-@dataclass
-class Decision:
-    """What the chain decided under the index lock, for a composer to turn into the Answer: the reading of the
-    question, the refusal model's verdict, and the extractive answer (the answer itself, or the refusal; a generative
-    composer's fallback). `passages` are what a generative composer asked for (`passages(docs, evidence)`), read
-    under the same lock; the LLM itself is called after it is released."""
-
-    answer: Answer
-    question: str  # what is answered: the question, or an LLM's standalone rewrite of a follow-up
-    asked: str  # the question as typed (the Answer carries this one)
-    searched: str  # what was searched and decided on: the question, or a follow-up with its context
-    confidence: float
-    passages: list = field(default_factory=list)
-
-    @property
-    def found(self) -> bool:
-        return self.answer.found
-
-
-class ExtractiveComposer:
-    """The default, offline composer: the decision's quoted answer (or refusal) as it is."""
-
-    def passages(self, docs: list[Document], evidence: list[Evidence]) -> list:
-        return []
-
-    def compose(self, decision: Decision) -> Answer:
-        return decision.answer
-
-    def stream(self, decision: Decision, step: int = 6) -> Iterator[str | Answer]:
-        """Growing prefixes of the answer's text (`step` words at a time, so it appears as it is read), then the
-        Answer: every prefix is the article's own words, nothing to verify."""
-        words = decision.answer.text.split(" ")
-        for i in range(step, len(words), step):
-            yield " ".join(words[:i])
-        yield decision.answer
-
-
-def decision_chain(
-    index: SearchIndex,
-    k: int | None = None,
-    composer=None,
-    refusal: RefusalModel | None = None,
-    where: DocFilter | None = None,
-    extractive: Callable | None = None,
-) -> Runnable:
-    """retrieve -> select evidence -> decide, as a LangChain runnable that ends in a `Decision`.
-
-    It takes the question string, or {"question": ..., "search": ...} for a follow-up: the search text (the
-    question with its context) retrieves and decides; the question alone picks the sentences to quote, so the
-    context does not pull the quote toward the earlier answer. An optional "asked" key is the question as typed
-    (when "question" is an LLM's standalone rewrite of it); the Answer carries it. `extractive` picks the quotes
-    (the index's `ExtractiveAnswerer` by default); `composer.passages(docs, evidence)` is called under the index lock
-    for an answerable question (`rag.llm.LLMComposer` reads its passages there).
-    """
-    retriever = HybridRetriever(index=index, k=k, where=where)
-    quote = extractive or default_answerer(index)
-    model = refusal or RefusalModel.load(index.settings.refusal_model)
-
-    def unpack(x: str | dict) -> dict:
-        if isinstance(x, str):
-            return {"question": x, "search": x, "asked": x}
-        return {"question": x["question"], "search": x["search"], "asked": x.get("asked") or x["question"]}
-
-    def retrieve(x: dict) -> dict:
-        with index.lock:  # the chunks and the generation they come from, read together
-            return {**x, "docs": retriever.invoke(x["search"]), "generation": index.generation}
-
-    def select(x: dict) -> dict:
-        evidence = score_sentences(index, x["question"], x["docs"])
-        confidence = model.probability(refusal_features(index, x["search"], x["docs"], evidence))
-        return {**x, "evidence": evidence, "confidence": confidence}
-
-    def finish(x: dict) -> Decision:
-        question, asked = x["question"], x["asked"]
-        cross = is_cross_lingual(x["search"])
-        passages = []
-        if not x["evidence"] or x["confidence"] < model.threshold_for(cross) or after_corpus(index, x["search"]):
-            missing, related = explain_refusal(index, x["search"], x["docs"], where)
-            text = f"{not_found_text(asked)} {missing}".strip()
-            answer = Answer(asked, text, False, [], missing=missing, related=related)
-        else:
-            answer = quote(question, x["docs"], x["evidence"])
-            present(index, answer, question, asked)
-            # the quotes were chosen for the question itself (a follow-up's context only retrieved)
-            answer.partial = partial_note(index, question, answer.citations, model.partial_cut_for(cross))
-            if answer.partial:
-                answer.text = f"{answer.partial}\n{answer.text}"
-            if composer is not None:
-                passages = composer.passages(x["docs"], x["evidence"])
-        answer.question, answer.confidence, answer.searched_question = asked, round(x["confidence"], 4), x["search"]
-        return Decision(answer, question, asked, x["search"], answer.confidence, passages)
-
-    def decide(x: dict) -> Decision:
-        # Offsets and sentence ids belong to one generation: a build that committed since retrieval is read again,
-        # and none can swap the index while the answer is made.
-        with index.lock:
-            if x["generation"] != index.generation:
-                x = retrieve(x)
-            return finish(select(x))
-
-    return RunnableLambda(unpack) | RunnableLambda(retrieve) | RunnableLambda(decide)
-
-
-def make_chain(
-    index: SearchIndex,
-    k: int | None = None,
-    composer=None,
-    refusal: RefusalModel | None = None,
-    where: DocFilter | None = None,
-) -> Runnable:
-    """`decision_chain` followed by the composer (extractive by default): question in, Answer out."""
-    composer = composer or ExtractiveComposer()
-    return decision_chain(index, k, composer, refusal, where) | RunnableLambda(composer.compose)

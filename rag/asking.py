@@ -1,7 +1,7 @@
 """One path for a question, whatever asks it: `answer()`, the web chat, `rag ask`, `rag chat`, the APIs and the bench.
 
 `Asker.decide` reads the question in the context of the conversation (`rag.conversation`), retrieves and decides under
-the index lock (`rag.answering.decision_chain`), and `Asker.ask` / `Asker.stream` hand the decision to the composer:
+the index lock (`rag.chain.decision_chain`), and `Asker.ask` / `Asker.stream` hand the decision to the composer:
 the extractive one, or a local LLM's whose every sentence is verified (`rag.llm`). `small_print` writes the lines a
 front end shows under an answer.
 """
@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from rag.answering import Answer, Decision, ExtractiveComposer, decision_chain, prepare_question
+from rag.answering import Answer, prepare_question
+from rag.chain import Decision, ExtractiveComposer, decision_chain
 from rag.conversation import answer_in_context, read_history
 from rag.refusal import RefusalModel
 from rag.retrieve import SearchIndex

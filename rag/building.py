@@ -8,10 +8,11 @@ import json
 import logging
 from pathlib import Path
 
+from rag.indexer import BuildOptions
+from rag.indexer import build_index as write_index
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
-from rag.store import MANIFEST, BuildOptions, BuildStats, is_warm
-from rag.store import build_index as write_index
+from rag.store import MANIFEST, BuildStats, is_warm
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ def build_index(
     warm: bool = True,
     **kwargs,
 ) -> BuildStats:
-    """`rag.store.build_index` (same arguments), then, with `warm`, the new generation's reader caches computed
+    """`rag.indexer.build_index` (same arguments), then, with `warm`, the new generation's reader caches computed
     and kept in the index folder (a no-op when they exist: an unchanged corpus, or a small build that derived
     them). A caller that loads the new generation itself, like the chat after an upload, passes warm=False and
     warms its own `SearchIndex`."""

@@ -18,15 +18,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from langchain_core.documents import Document
 
-from rag.answering import (
-    Answer,
-    Citation,
-    Decision,
-    Evidence,
-    not_found_text,
-    overlap_scorer,
-    stamp_citations,
-)
+from rag.answering import Answer, Citation, Evidence, not_found_text, overlap_scorer
+from rag.chain import Decision, stamp_citations
 from rag.chunking import split_sentences
 from rag.conversation import Message
 from rag.language import is_cross_lingual
@@ -145,7 +138,7 @@ def reply_sentences(reply: str) -> list[str]:
 
 
 class LLMComposer:
-    """The generative composer (`rag.answering.decision_chain(index, composer=...)`): `passages` under the index
+    """The generative composer (`rag.chain.decision_chain(index, composer=...)`): `passages` under the index
     lock, then `compose` (one call) or `stream` (verified sentences as they arrive) outside it."""
 
     def __init__(self, index: SearchIndex, settings: Settings | None = None, chat=None, stream_chat=None) -> None:

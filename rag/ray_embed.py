@@ -18,8 +18,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from rag.indexer import EmbeddedRow, EmbedEngine, embedded_row
 from rag.settings import Settings
-from rag.store import EmbeddedRow, EmbedEngine, embedded_row
 
 
 class RayMissing(RuntimeError):

@@ -57,7 +57,7 @@ def settings(model_dir):
 @pytest.fixture(scope="session")
 def seed_index(tmp_path_factory, settings, embedder) -> Path:
     """An index built from the project's seeds/ with the real model."""
-    from rag.store import build_index
+    from rag.indexer import build_index
 
     index_dir = tmp_path_factory.mktemp("seed-index")
     build_index(SEEDS, index_dir, settings=settings, embedder=embedder, progress=False)
@@ -76,7 +76,7 @@ def news_index(tmp_path_factory, settings, embedder) -> Path:
     """The seed article among two dozen distractor news articles the tests write (Iran, Gulf politics, sport ...)."""
     from distractors import write_distractors
 
-    from rag.store import build_index
+    from rag.indexer import build_index
 
     seeds = tmp_path_factory.mktemp("news-seeds")
     shutil.copy(next(SEEDS.glob("*.txt")), seeds)
@@ -113,7 +113,7 @@ def launch_chat(tmp_path_factory, settings, embedder, seeds: Path | None = None)
     (app, url, service); the caller closes the app."""
     import socket
 
-    from rag.store import build_index
+    from rag.indexer import build_index
     from ui.app import ChatService, start_app
 
     if seeds is None:

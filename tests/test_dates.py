@@ -12,7 +12,8 @@ import pytest
 from rag import answer
 from rag.articles import read_articles
 from rag.dates import article_date, dateline, front_matter
-from rag.store import DB_NAME, add_missing_columns, build_index
+from rag.indexer import build_index
+from rag.store import DB_NAME, add_missing_columns
 
 BODY = "أعلنت الوزارة اليوم خطة جديدة لتنظيم الحشود في المشاعر المقدسة خلال موسم الحج."
 
@@ -154,7 +155,7 @@ def _dated_corpus(tmp_path, settings, embedder, records: list[tuple[str, str, st
     chain over it per settings."""
     from distractors import write_distractors
 
-    from rag.answering import make_chain
+    from rag.chain import make_chain
     from rag.retrieve import SearchIndex
 
     seeds = tmp_path / "seeds"

@@ -18,12 +18,12 @@ from conftest import ALBANIA_REASON, ROOT, SEEDS, kill_while_embedding
 from distractors import ARTICLES
 
 import rag
-from rag import store
+from rag import commit, indexer, store
 from rag.articles import SkippedInput, parse_jsonl
 from rag.chunking import max_sentence_chars
 from rag.cli import main
+from rag.indexer import build_index
 from rag.retrieve import SearchIndex
-from rag.store import build_index
 
 QUESTION_AR = "لماذا قطعت ألبانيا علاقاتها مع إيران؟"
 
@@ -70,7 +70,7 @@ def test_a_run_on_line_is_cut_into_bounded_sentences_and_chunks(settings):
 
     body = "كلمة " * 200_000 + "\n" + "ب" * 50_000  # 1 MB with no sentence end, then a 50k-character "word"
     article = make_article("long.txt", "عنوان", body, "long.txt")
-    sentences, planned = store.plan_chunks(article, settings, "fp")
+    sentences, planned = indexer.plan_chunks(article, settings, "fp")
     bound = max_sentence_chars(settings)
     assert max(s.end - s.start for s in sentences) <= bound
     assert max(p.end - p.start for p in planned) <= bound
@@ -80,7 +80,7 @@ def test_a_run_on_line_is_cut_into_bounded_sentences_and_chunks(settings):
 
 
 def test_quotes_and_passages_of_a_run_on_article_are_bounded(tmp_path, settings, embedder):
-    from rag.answering import make_chain
+    from rag.chain import make_chain
 
     seeds = tmp_path / "seeds"
     seeds.mkdir()
@@ -121,7 +121,7 @@ def test_a_broken_vector_file_is_named_then_rebuilt_without_embedding(built, fau
     def refuse(*_a, **_k):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(store, "Embedder", refuse)
+    monkeypatch.setattr(indexer, "Embedder", refuse)
     warnings: list[str] = []
     stats = build_index(seeds, index, settings=settings, progress=False, on_warning=warnings.append)
     assert stats.embedded == 0 and any("rebuilt from stored vectors" in w for w in warnings)
@@ -245,7 +245,7 @@ def test_an_upload_is_all_or_nothing(service, monkeypatch):
     def fail(*_a, **_k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store, "_save_faiss", fail)  # the commit fails after the files were moved in
+    monkeypatch.setattr(commit, "_save_faiss", fail)  # the commit fails after the files were moved in
     message = service.add_files([good], replace=False)
     assert message.startswith("refused: indexing failed") and "unchanged" in message
     assert _state(service) == before

@@ -12,18 +12,19 @@ from dataclasses import replace
 import pytest
 from conftest import ALBANIA_REASON, SEEDS, kill_while_embedding
 
-from rag import store
+from rag import commit, indexer, store
 from rag.articles import unpack_text
 from rag.building import build_index as build_and_warm
+from rag.indexer import build_index
 from rag.retrieve import SearchIndex
-from rag.store import IndexMismatch, build_index
+from rag.store import IndexMismatch
 
 
 def _no_model_load(monkeypatch):
     def refuse(*_a, **_k):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(store, "Embedder", refuse)
+    monkeypatch.setattr(indexer, "Embedder", refuse)
 
 
 def test_every_chunk_and_sentence_is_an_exact_slice(seed_index):
@@ -170,7 +171,7 @@ def test_a_small_build_derives_its_caches_from_the_previous_generation(tmp_path,
         raise AssertionError("the caches were computed from every article again")
 
     monkeypatch.setattr(SearchIndex, "warm", rebuilt)  # the reader finds this generation's caches already made
-    monkeypatch.setattr(store, "_write_faiss", rebuilt)
+    monkeypatch.setattr(commit, "_write_faiss", rebuilt)
     (seeds / "new.txt").write_text("خبر جديد\nافتتحت بلدية زيلاندا متحفا للفنون الرقمية. وحضر الافتتاح مئات الزوار.\n")
     victim, edited = sorted(seeds.glob("news_*.txt"))[:2]
     victim.unlink()
@@ -220,13 +221,13 @@ def test_files_unchanged_since_the_last_build_are_not_read_again(tmp_path, setti
         os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns - 10**10))
     first = build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
     read: list[str] = []
-    real = store.read_articles
+    real = indexer.read_articles
 
     def recording(folder, files=None):
         read.extend(f.name for f in files)
         return real(folder, files)
 
-    monkeypatch.setattr(store, "read_articles", recording)
+    monkeypatch.setattr(indexer, "read_articles", recording)
     again = build_index(seeds, index, settings=settings, embedder=embedder, progress=False)
     assert read == [] and again.unchanged == first.added and again.embedded == 0
 

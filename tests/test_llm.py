@@ -10,7 +10,8 @@ import pytest
 from conftest import ALBANIA_REASON
 from llm_server import ScriptedLLM
 
-from rag.answering import Answer, Decision, decision_chain, make_chain
+from rag.answering import Answer
+from rag.chain import Decision, decision_chain, make_chain
 from rag.llm import MARKER, NO_ANSWER, LLMComposer, _numbers, visible_prefix
 from rag.retrieve import SearchIndex
 

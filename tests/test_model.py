@@ -107,7 +107,7 @@ def test_a_small_build_imports_no_torch(tmp_path, settings):
     seeds.mkdir()
     (seeds / "a.txt").write_text("عنوان\nأعلنت الوزارة اليوم خطة جديدة لتنظيم الحشود في المشاعر.\n", encoding="utf-8")
     code = (
-        "import sys; from rag.settings import Settings; from rag.store import build_index\n"
+        "import sys; from rag.settings import Settings; from rag.indexer import build_index\n"
         f"settings = Settings.from_env(model={settings.model!r})\n"
         f"s = build_index({str(seeds)!r}, {str(tmp_path / 'index')!r}, settings=settings, progress=False)\n"
         "heavy = [m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules]\n"

@@ -11,10 +11,10 @@ import pytest
 from conftest import ALBANIA_REASON, SEEDS
 
 from rag import store
-from rag.answering import make_chain
+from rag.chain import make_chain
 from rag.embed import Embedder
+from rag.indexer import build_index
 from rag.retrieve import SearchIndex
-from rag.store import build_index
 from rag.vectors import decode_spans, decode_vectors, stored_dim
 
 pytestmark = pytest.mark.scale

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from rag import answer, article_text
+from rag.indexer import build_index
 from rag.lexical import analyze
 from rag.names import person_names
 from rag.quotes import tight_span
 from rag.short import asks_for, date_candidates, number_candidates, number_value, short_answer, short_line
-from rag.store import build_index
 
 
 @pytest.mark.parametrize(

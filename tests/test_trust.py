@@ -11,7 +11,7 @@ import pytest
 from conftest import ALBANIA_REASON, ROOT, SEEDS
 
 from rag import answer, article_text
-from rag.store import build_index
+from rag.indexer import build_index
 from rag.timeq import DateRange, question_period
 
 UI_EXAMPLES = ["Who does Britain say was behind the cyberattack on Albania?", "لماذا قطعت ألبانيا علاقاتها مع إيران؟"]

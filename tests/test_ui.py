@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import ALBANIA_REASON, ANSWER_KEYS, ROOT, launch_chat
 
-from rag.store import MANIFEST, build_index
+from rag.indexer import build_index
+from rag.store import MANIFEST
 
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import ALBANIA_REASON
 
-from rag import store
+from rag import indexer, store
+from rag.indexer import build_index
 from rag.retrieve import SearchIndex
-from rag.store import build_index
 from rag.vectors import (
     VECTOR_ENCODING,
     build_faiss,
@@ -61,7 +61,7 @@ def test_changing_the_kind_rebuilds_from_stored_vectors_without_the_model(
     def refuse(*_a, **_k):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(store, "Embedder", refuse)
+    monkeypatch.setattr(indexer, "Embedder", refuse)
     for kind in ("hnsw", "ivf", "flat"):
         kind_settings = replace(settings, faiss_index=kind)
         warnings: list[str] = []
@@ -125,19 +125,19 @@ def test_an_index_in_the_old_encoding_is_converted_without_the_model(
     def refuse(*_a, **_k):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(store, "Embedder", refuse)
-    read_articles = store.read_articles
+    monkeypatch.setattr(indexer, "Embedder", refuse)
+    read_articles = indexer.read_articles
 
     def crash(*_a, **_k):  # the run dies after converting the vectors, before the rebuild commits
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store, "read_articles", crash)
+    monkeypatch.setattr(indexer, "read_articles", crash)
     with pytest.raises(KeyboardInterrupt):
         build_index(seeds_copy, index, settings=settings, progress=False, on_warning=lambda _w: None)
     conn = sqlite3.connect(index / store.DB_NAME)
     assert dict(conn.execute("SELECT key, value FROM meta"))["format_version"] == "5-converting"  # older code refuses
     conn.close()
-    monkeypatch.setattr(store, "read_articles", read_articles)
+    monkeypatch.setattr(indexer, "read_articles", read_articles)
     warnings: list[str] = []
     stats = build_index(seeds_copy, index, settings=settings, progress=False, on_warning=warnings.append)
     assert stats.embedded == 0 and any("has format 5-converting, now 5" in w for w in warnings)

@@ -14,15 +14,16 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr
 
-from rag.answering import Answer, Decision
+from rag.answering import Answer
 from rag.asking import Asker, small_print
 from rag.building import build_index as build_and_warm
+from rag.chain import Decision
 from rag.crosslingual import lexicon_status
 from rag.dates import spell_day
+from rag.indexer import build_index
 from rag.model import convert
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
-from rag.store import build_index
 from rag.timeq import DocFilter
 from ui.guard import block_uploads, is_loopback, server_auth
 from ui.openai_api import mount_api
