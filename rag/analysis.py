@@ -8,10 +8,11 @@ from functools import lru_cache
 import numpy as np
 
 from rag.articles import unpack_text
-from rag.crosslingual import Concept, Lexicon, NameMatcher, QueryConcept, get_lexicon, translate_question
+from rag.crosslingual import Concept, Lexicon, QueryConcept, get_lexicon, translate_question
 from rag.generation import Generation
 from rag.language import is_cross_lingual
 from rag.lexical import QUESTION_WORDS_AR, analyze, normalize_arabic, query_words
+from rag.spelling import NameMatcher
 from rag.store import NAMES_CACHE
 
 

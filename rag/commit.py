@@ -91,7 +91,7 @@ class Carry:
     def apply(self, index: Path, new_docs: list[str], generation: str) -> bool:
         """Write the new generation's caches from the previous one's; False when they cannot be derived (the
         previous caches are missing, damaged or from before term counts were kept)."""
-        from rag.crosslingual import NameMatcher
+        from rag.spelling import NameMatcher
 
         old, new = cache_dir(index, self.generation), cache_dir(index, generation)
         try:

@@ -9,9 +9,10 @@ import pytest
 from conftest import ALBANIA_REASON
 
 from rag import answer, article_text
-from rag.crosslingual import Lexicon, NameMatcher, english_key, translate_question
+from rag.crosslingual import Lexicon, english_key, translate_question
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
+from rag.spelling import NameMatcher
 
 DICTIONARY = Settings().lexicon
 needs_dictionary = pytest.mark.skipif(

@@ -144,8 +144,8 @@ def test_index_of_an_older_format_is_rebuilt_by_the_next_build_without_embedding
 
 def _caches_from_scratch(index):
     """The BM25 and name matcher a reader computes from every article of the index."""
-    from rag.crosslingual import NameMatcher
     from rag.lexical import BM25
+    from rag.spelling import NameMatcher
 
     conn = sqlite3.connect(index / store.DB_NAME)
     bm25 = BM25(unpack_text(t).split() for (t,) in conn.execute("SELECT terms FROM documents ORDER BY doc_id"))
@@ -159,8 +159,8 @@ def _caches_from_scratch(index):
 def test_a_small_build_derives_its_caches_from_the_previous_generation(tmp_path, settings, embedder, monkeypatch):
     from distractors import write_distractors
 
-    from rag.crosslingual import NameMatcher
     from rag.lexical import BM25, bm25_terms
+    from rag.spelling import NameMatcher
 
     seeds, index = tmp_path / "seeds", tmp_path / "index"
     seeds.mkdir()

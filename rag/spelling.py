@@ -1,0 +1,200 @@
+"""Names across scripts: an English spelling of a name ("Sahlawi", "Dhahran") found among the Arabic words of the
+corpus by a consonant skeleton shared by both scripts, then ranked by how the whole word sounds. The matcher's words
+are counted per article, kept as gzipped JSON beside a generation and updated in place by a small build."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from difflib import SequenceMatcher
+from pathlib import Path
+
+_ARABIC_WORD = re.compile(r"[\u0621-\u064a]+")
+
+
+_AR_SKELETON = str.maketrans(
+    {
+        "ب": "b",
+        "ت": "t",
+        "ث": "t",
+        "ج": "j",
+        "ح": "h",
+        "خ": "k",
+        "د": "d",
+        "ذ": "d",
+        "ر": "r",
+        "ز": "z",
+        "س": "s",
+        "ش": "s",
+        "ص": "s",
+        "ض": "d",
+        "ط": "t",
+        "ظ": "z",
+        "غ": "g",
+        "ف": "f",
+        "ق": "k",
+        "ك": "k",
+        "ل": "l",
+        "م": "m",
+        "ن": "n",
+        "ه": "h",
+        "ة": "",
+        "ا": "",
+        "أ": "",
+        "إ": "",
+        "آ": "",
+        "ى": "",
+        "و": "",
+        "ي": "",
+        "ء": "",
+        "ؤ": "",
+        "ئ": "",
+        "ع": "",
+    }
+)
+# Arabic letters as rough Latin with vowels, to rank skeleton matches by how the whole word sounds.
+_AR_SOUND = str.maketrans({"ا": "a", "أ": "a", "إ": "i", "آ": "a", "ى": "a", "و": "u", "ي": "i", "ة": "a", "ع": ""})
+_EN_RULES = [
+    (re.compile(r"ph"), "f"),
+    (re.compile(r"(?<=[a-z])h\b"), ""),  # a final h after a letter is silent in transliterated names
+    (re.compile(r"(?:th|dh)"), "t"),
+    (re.compile(r"(?:sh|sch|ch)"), "s"),
+    (re.compile(r"(?:kh|ck|q|x)"), "k"),
+    (re.compile(r"gh"), "g"),
+    (re.compile(r"c(?=[eiy])"), "s"),
+    (re.compile(r"c"), "k"),
+    (re.compile(r"v"), "f"),
+    (re.compile(r"p"), "b"),
+    (re.compile(r"[aeiouwy']"), ""),
+]
+_PROCLITICS = ("وال", "بال", "فال", "كال", "لل", "ال", "و", "ف", "ب", "ل", "ك")
+
+
+def _collapse(s: str) -> str:
+    return re.sub(r"(.)\1+", r"\1", s)
+
+
+def english_skeletons(word: str) -> set[str]:
+    """Consonant skeletons an English spelling of a name may have in Arabic script (g may be ج or غ, ch تش)."""
+    w = word.lower()
+    variants = {w, w.replace("ch", "tsh"), w.replace("g", "j")}
+    out = set()
+    for v in variants:
+        for pattern, repl in _EN_RULES:
+            v = pattern.sub(repl, v)
+        out.add(_collapse(v))
+    return {s for s in out if s}
+
+
+def arabic_skeleton(word: str) -> str:
+    return _collapse(word.translate(_AR_SKELETON))
+
+
+def _sound(word: str) -> str:
+    return word.translate(_AR_SOUND).translate(_AR_SKELETON)
+
+
+def _words(text: str) -> set[str]:
+    """The distinct Arabic words of a text, normalised (what the name matcher counts per article)."""
+    from rag.lexical import normalize_arabic
+
+    return set(_ARABIC_WORD.findall(normalize_arabic(text)))
+
+
+class NameMatcher:
+    """Arabic words of a corpus, reachable by the consonant skeleton of an English name (with a proclitic off)."""
+
+    def __init__(self, word_counts: Counter[str]) -> None:
+        self.counts = word_counts  # word -> how many articles hold it
+        self.by_skeleton: dict[str, set[str]] = defaultdict(set)
+        for word in word_counts:
+            self._link(word)
+
+    @staticmethod
+    def _stems(word: str) -> set[str]:
+        return {word} | {word[len(p) :] for p in _PROCLITICS if word.startswith(p) and len(word) - len(p) >= 3}
+
+    def _link(self, word: str) -> None:
+        for s in self._stems(word):
+            key = arabic_skeleton(s)
+            if len(key) >= 2:
+                self.by_skeleton[key].add(s)
+
+    def _unlink(self, word: str) -> None:
+        """Take out the stems of a word no article holds any more, unless another word still gives them."""
+        for s in self._stems(word):
+            if s in self.counts or (len(s) >= 3 and any(p + s in self.counts for p in _PROCLITICS)):
+                continue
+            key = arabic_skeleton(s)
+            self.by_skeleton.get(key, set()).discard(s)
+            if key in self.by_skeleton and not self.by_skeleton[key]:
+                del self.by_skeleton[key]
+
+    def update(self, removed_texts: Iterable[str], added_texts: Iterable[str]) -> None:
+        """In place, as if built again: the texts of articles taken out (or their old versions) and put in."""
+        change: Counter[str] = Counter()
+        for text in removed_texts:
+            change.subtract(_words(text))
+        for text in added_texts:
+            change.update(_words(text))
+        for word, delta in change.items():
+            before = self.counts.get(word, 0)
+            after = before + delta
+            if after > 0:
+                self.counts[word] = after
+                if not before:
+                    self._link(word)
+            elif before:
+                del self.counts[word]
+                self._unlink(word)
+
+    def save(self, path: Path) -> None:
+        """Write the words and their skeletons as gzipped JSON, atomically."""
+        data = {"counts": self.counts, "by_skeleton": {k: sorted(v) for k, v in self.by_skeleton.items()}}
+        tmp = path.with_name(f".{path.name}-{os.getpid()}-{threading.get_ident()}")
+        tmp.write_bytes(gzip.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 1))  # fast: per build
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> NameMatcher:
+        data = json.loads(gzip.decompress(path.read_bytes()))
+        self = cls.__new__(cls)
+        self.counts = Counter(data["counts"])
+        self.by_skeleton = defaultdict(set, {k: set(v) for k, v in data["by_skeleton"].items()})
+        return self
+
+    @classmethod
+    def from_texts(cls, texts: Iterable[str]) -> NameMatcher:
+        counts: Counter[str] = Counter()
+        for text in texts:
+            counts.update(_words(text))
+        return cls(counts)
+
+    def match(self, name: str, limit: int = 3, min_score: float = 1.3) -> list[str]:
+        """Arabic spellings in the corpus of an English (or French, ...) name, best first."""
+        english = name.lower()
+        letters, skeletons = re.sub(r"[^a-z]", "", english), english_skeletons(english)
+        candidates: set[str] = set()
+        for key in skeletons:
+            if len(key) < 2:
+                continue
+            candidates |= self.by_skeleton.get(key, set())
+            if len(key) >= 4:  # one consonant more or less, for longer names only
+                for i in range(len(key)):
+                    candidates |= self.by_skeleton.get(key[:i] + key[i + 1 :], set())
+        scored = []
+        for c in candidates:
+            sim = SequenceMatcher(None, letters, _sound(c)).ratio()
+            sim_skeleton = max(SequenceMatcher(None, k, arabic_skeleton(c)).ratio() for k in skeletons)
+            scored.append((sim + sim_skeleton, self.counts.get(c, 0), c))
+        scored.sort(reverse=True)
+        if not scored or scored[0][0] < min_score:
+            return []
+        close = [c for s, _, c in scored if s >= max(min_score, scored[0][0] - 0.2)]
+        bare = [c for c in close if not any(c == p + o for o in close for p in _PROCLITICS)]
+        return bare[:limit]
