@@ -32,24 +32,24 @@ def data_dir(shared: str | Path | None) -> Path:
     return root
 
 
-def _jsonl(path: Path) -> list[dict]:
+def read_jsonl(path: Path) -> list[dict]:
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
 
 
 def xquad(root: Path) -> tuple[dict[str, str], list[Question], list[Question], dict[str, str]]:
     """Contexts {id: text}, English and Arabic questions, and each context's article title."""
-    contexts = {r["context_id"]: r["text_ar"] for r in _jsonl(root / "bench" / "xquad_contexts_ar.jsonl")}
-    titles = {r["context_id"]: r["title"] for r in _jsonl(root / "bench" / "xquad_contexts_ar.jsonl")}
-    rows = _jsonl(root / "bench" / "xquad_xling.jsonl")
+    contexts = {r["context_id"]: r["text_ar"] for r in read_jsonl(root / "bench" / "xquad_contexts_ar.jsonl")}
+    titles = {r["context_id"]: r["title"] for r in read_jsonl(root / "bench" / "xquad_contexts_ar.jsonl")}
+    rows = read_jsonl(root / "bench" / "xquad_xling.jsonl")
     en = [Question(r["id"], r["question_en"], r["answer_ar"], r["context_id"]) for r in rows]
     ar = [Question(r["id"], r["question_ar"], r["answer_ar"], r["context_id"]) for r in rows]
     return contexts, en, ar, titles
 
 
 def arcd(root: Path, split: str) -> tuple[dict[str, str], list[Question]]:
-    contexts = {r["context_id"]: r["text_ar"] for r in _jsonl(root / "bench" / "arcd_contexts_ar.jsonl")}
-    rows = [r for r in _jsonl(root / "bench" / "arcd.jsonl") if r["split"] == split]
+    contexts = {r["context_id"]: r["text_ar"] for r in read_jsonl(root / "bench" / "arcd_contexts_ar.jsonl")}
+    rows = [r for r in read_jsonl(root / "bench" / "arcd.jsonl") if r["split"] == split]
     return contexts, [Question(r["id"], r["question_ar"], r["answer_ar"], r["context_id"]) for r in rows]
 
 
@@ -113,7 +113,7 @@ def news_dev(root: Path) -> list[NewsItem]:
     """The news dev set, each item assigned to the tuning or the test half by its article."""
     items = []
     seen_unanswerable: dict[str, int] = {}
-    for r in _jsonl(root / "bench" / "news_qa_dev.jsonl"):
+    for r in read_jsonl(root / "bench" / "news_qa_dev.jsonl"):
         if r.get("unanswerable"):  # no article: alternate within each language, so both halves get both
             n = seen_unanswerable[r["lang"]] = seen_unanswerable.get(r["lang"], -1) + 1
             half = "tune" if n % 2 == 0 else "test"

@@ -30,11 +30,11 @@ def date_figures(root: Path, n: int | None = None) -> dict:
 def resolved_day_figures(root: Path) -> dict:
     """The time dev set's resolved_date questions: is the relative day in the article (`relative_text`) resolved
     against the article's stored date to `answer_date`? (The resolver, not retrieval: every item is asked.)"""
-    from bench.data import _jsonl
+    from bench.data import read_jsonl
     from rag.dates import relative_days
     from rag.timeq import parse_date
 
-    items = [r for r in _jsonl(root / "bench" / "news_time_dev.jsonl") if r.get("kind") == "resolved_date"]
+    items = [r for r in read_jsonl(root / "bench" / "news_time_dev.jsonl") if r.get("kind") == "resolved_date"]
     want = {r["doc_id"] for r in items}
     with gzip.open(root / "corpora" / "saudinewsnet-20k.jsonl.gz", "rt", encoding="utf-8") as fh:
         docs = {r["id"]: r for r in map(json.loads, fh) if r["id"] in want}

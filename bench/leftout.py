@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.data import DataMissing, NewsItem, Question, _jsonl, news_corpus, write_bulk, write_records, xquad
+from bench.data import DataMissing, NewsItem, Question, news_corpus, read_jsonl, write_bulk, write_records, xquad
 from rag.indexer import build_index
 from rag.settings import PROJECT_ROOT, Settings
 
 WORK = PROJECT_ROOT / "bench" / "work"
 
 
-def _all_rows(root: Path) -> list[dict]:
+def all_rows(root: Path) -> list[dict]:
     path = root / "corpora" / "saudinewsnet-20k.jsonl.gz"
     if not path.is_file():
         raise DataMissing(f"error: {path} not found: the left-out benchmark needs SaudiNewsNet")
@@ -44,7 +44,7 @@ def leftout_corpus(root: Path, items: list[NewsItem], seed: int = 0) -> list[dic
 
     kept = [r for r in full if not holds_answer(r)]
     used = {r["id"] for r in full}
-    others = [r for r in _all_rows(root) if r["id"] not in used]
+    others = [r for r in all_rows(root) if r["id"] not in used]
     random.Random(seed + 1).shuffle(others)
     fill = [r for r in others if not holds_answer(r)][: len(full) - len(kept)]
     return kept + fill
@@ -154,7 +154,7 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
     unanswerable = [i for i in test if i.kind == "unanswerable"]
     out["unanswerable refused"] = float(np.mean([not full_chain.invoke(i.questions[0]).found for i in unanswerable]))
     out["n unanswerable"] = len(unanswerable)
-    time_rows = _jsonl(root / "bench" / "news_time_dev.jsonl")
+    time_rows = read_jsonl(root / "bench" / "news_time_dev.jsonl")
     out_of_range = [r for r in time_rows if r.get("kind") == "out_of_range"][1::2]
     answers = [full_chain.invoke(r["q"]) for r in out_of_range]
     out["out of range refused"] = float(np.mean([not a.found for a in answers])) if answers else 0.0

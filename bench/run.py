@@ -43,6 +43,7 @@ from bench.leftout import leftout_figures
 from bench.shortbench import short_figures
 from bench.timebench import time_figures
 from rag.answering import score_sentences
+from rag.asking import Asker
 from rag.chain import decision_chain, make_chain
 from rag.conversation import answer_in_context, read_history
 from rag.embed import PRECISIONS, Embedder, batched_by_length
@@ -237,7 +238,7 @@ def llm_section(root: Path, settings: Settings, embedder: Embedder, quick: bool)
     """With RAG_LLM_URL: the LLM composer on XQuAD English->Arabic (test half) and the news dev set's test half."""
     if not settings.llm_url:
         return {"skipped": "RAG_LLM_URL is not set"}
-    from rag.llm import MARKER, LLMComposer, _numbers, _text, reply_sentences
+    from rag.llm import MARKER, LLMComposer, marker_numbers, message_text, reply_sentences
 
     _, en, _, titles = xquad(root)
     quarter = xquad_quarter(titles)
@@ -265,12 +266,12 @@ def llm_section(root: Path, settings: Settings, embedder: Embedder, quick: bool)
                 continue  # refused: the LLM is not called
             t0 = time.perf_counter()
             try:
-                reply = _text(composer.chat.invoke(composer.messages(draft)).content)
+                reply = message_text(composer.chat.invoke(composer.messages(draft)).content)
             except Exception as exc:
                 log(f"llm: {exc}")
                 reply = ""
             latency.append(time.perf_counter() - t0)
-            numbers = [n for m in MARKER.finditer(reply) for n in _numbers(m.group(1))]
+            numbers = [n for m in MARKER.finditer(reply) for n in marker_numbers(m.group(1))]
             markers += len(numbers)
             in_range += sum(1 <= n <= len(draft.passages) for n in numbers)
             answer = composer.verify(draft, reply) if reply.strip() else composer.fallback(draft, "empty")
@@ -370,9 +371,10 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
     for part, seconds in json.loads(split.stdout).items():
         out[f"rag ask cold start: {part} (s)"] = seconds
 
-    # Warm latency in one process.
+    # Warm latency in one process, through the path answer() takes (the question checked, the history read, the
+    # follow-up's readings compared, the composer).
     index = SearchIndex(index_dir, settings, embedder=embedder)
-    chain = make_chain(index)
+    asker = Asker(index, settings)
     questions = [r["title"] for r in spare[:100]] + [
         "What did the ministry announce?",
         "why did Albania cut ties?",
@@ -381,31 +383,29 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
         "What is the new policy on visas?",
     ] * 20
     questions = questions[: (60 if quick else 200)]
-    lat = latencies_ms(chain.invoke, questions)
+    lat = latencies_ms(asker.ask, questions)
     out["answer() p50 (ms)"] = float(np.percentile(lat, 50))
     out["answer() p95 (ms)"] = float(np.percentile(lat, 95))
     out["latency questions"] = len(lat)
-    history = read_history(
-        [
-            {"role": role, "content": text}
-            for q in ("why did Albania cut ties?", "Who announced it?", "What did Iran say?")
-            for role, text in (("user", q), ("assistant", "…"))
-        ]
-    )
+    history = [
+        {"role": role, "content": text}
+        for q in ("why did Albania cut ties?", "Who announced it?", "What did Iran say?")
+        for role, text in (("user", q), ("assistant", "…"))
+    ]
     lat = []
     for q in questions[:100]:
         t0 = time.perf_counter()
-        answer_in_context(chain.invoke, q, history)
+        asker.ask(q, history)
         lat.append((time.perf_counter() - t0) * 1000)
     out["answer() with a 3-turn history p50 (ms)"] = float(np.percentile(lat, 50))
 
     # Soak: RSS growth over many distinct asks (every query cache must stay bounded).
     n_soak = 100 if quick else 500
     for i in range(50):  # settle first: caches fill, and memory freed by the earlier stages is returned
-        chain.invoke(f"{questions[i % len(questions)]} (warm-up {i})")
+        asker.ask(f"{questions[i % len(questions)]} (warm-up {i})")
     rss_before = rss_mb(settle=True)
     for i in range(n_soak):
-        chain.invoke(f"{questions[i % len(questions)]} ({i})")
+        asker.ask(f"{questions[i % len(questions)]} ({i})")
     out[f"RSS growth over {n_soak} asks (MB)"] = rss_mb(settle=True) - rss_before
     return out
 
@@ -946,10 +946,11 @@ def main(argv: list[str] | None = None) -> int:
         results["model"] = model_figures(list(contexts.values())[: (96 if args.quick else 256)], str(settings.model))
         log("tokenizer: the one-pass normaliser against the model's own")
         results["model"].update(tokenizer_figures(str(settings.model), list(contexts.values()), [q.text for q in en]))
-    text = report(results, args.quick, time.perf_counter() - t_start)
+    results["seconds"] = time.perf_counter() - t_start
+    (work / "results.json").write_text(json.dumps(results, indent=2, default=str))  # before rendering: kept if it fails
+    text = report(results, args.quick, results["seconds"])
     print(text)
     Path(args.out).write_text(text, encoding="utf-8")
-    (work / "results.json").write_text(json.dumps(results, indent=2, default=str))
     return 0
 
 

@@ -18,8 +18,8 @@ import dataclasses
 import shutil
 from pathlib import Path
 
-from bench.data import _jsonl, data_dir, news_corpus, news_dev, write_records
-from bench.leftout import _all_rows
+from bench.data import data_dir, news_corpus, news_dev, read_jsonl, write_records
+from bench.leftout import all_rows
 from rag.chain import make_chain
 from rag.indexer import build_index
 from rag.retrieve import SearchIndex
@@ -31,7 +31,7 @@ KINDS = ("resolved_date", "date_scoped", "latest", "out_of_range")
 
 def time_items(root: Path, half: str) -> list[dict]:
     """The time dev set's questions of one half: odd ids (t01, t03, ...) tune, even ids test."""
-    rows = _jsonl(root / "bench" / "news_time_dev.jsonl")
+    rows = read_jsonl(root / "bench" / "news_time_dev.jsonl")
     return [r for r in rows if (int(r["id"][1:]) % 2 == 1) == (half == "tune")]
 
 
@@ -41,9 +41,9 @@ def time_corpus(root: Path) -> list[dict]:
     rows = news_corpus(root, news_dev(root))
     have = {r["id"] for r in rows}
     wanted = set()
-    for r in _jsonl(root / "bench" / "news_time_dev.jsonl"):
+    for r in read_jsonl(root / "bench" / "news_time_dev.jsonl"):
         wanted |= {r.get("doc_id"), *r.get("distractor_doc_ids", ()), *r.get("older_doc_ids", ())}
-    return rows + [r for r in _all_rows(root) if r["id"] in wanted and r["id"] not in have]
+    return rows + [r for r in all_rows(root) if r["id"] in wanted and r["id"] not in have]
 
 
 def time_index(root: Path, settings: Settings, embedder) -> Path:

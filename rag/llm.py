@@ -101,7 +101,7 @@ def make_chat(settings: Settings, streaming: bool = False):
     )
 
 
-def _numbers(group: str) -> list[int]:
+def marker_numbers(group: str) -> list[int]:
     return [int(x) for x in re.split(r"\s*[,،、]\s*", group.translate(DIGITS)) if x]
 
 
@@ -197,7 +197,7 @@ class LLMComposer:
             return decision.answer
         try:
             reply = self.chat.invoke(self.messages(decision)).content
-            return self.verify(decision, _text(reply))
+            return self.verify(decision, message_text(reply))
         except Exception as exc:
             return self.fallback(decision, NOTICE_FAILED.format(reason=_reason(exc)))
 
@@ -211,7 +211,7 @@ class LLMComposer:
         reply, finished, done, shown = "", False, "", ""
         try:
             for chunk in self.stream_chat.stream(self.messages(decision)):
-                reply += _text(chunk.content)
+                reply += message_text(chunk.content)
                 finished = finished or bool((chunk.response_metadata or {}).get("finish_reason"))
                 complete = complete_sentences(reply)
                 if complete != done:
@@ -263,7 +263,7 @@ class LLMComposer:
         for sentence, clean, vec in zip(sentences, cleaned, vectors, strict=True):
             if not clean:
                 continue
-            cited = [n for m in MARKER.finditer(sentence) for n in _numbers(m.group(1))]
+            cited = [n for m in MARKER.finditer(sentence) for n in marker_numbers(m.group(1))]
             valid = list(dict.fromkeys(n for n in cited if n in by_n))
             if not valid:
                 dropped.append(clean)
@@ -310,7 +310,7 @@ class LLMComposer:
             ("human", f"<conversation>\n{turns}\n</conversation>\n\nLast question: {question}"),
         ]
         try:
-            reply = _text(self.chat.invoke(messages).content).strip()
+            reply = message_text(self.chat.invoke(messages).content).strip()
         except Exception:
             return None
         line = next((x.strip() for x in reply.splitlines() if x.strip()), "")
@@ -372,7 +372,7 @@ def support_scores(index: SearchIndex, claim: str, vector: np.ndarray, passage: 
     return passage.vectors @ vector + SUPPORT_OVERLAP * overlap
 
 
-def _text(content: object) -> str:
+def message_text(content: object) -> str:
     """A message's content as text (a string, or a list of content blocks)."""
     if isinstance(content, str):
         return content

@@ -12,7 +12,7 @@ from llm_server import ScriptedLLM
 
 from rag.answering import Answer
 from rag.chain import Decision, decision_chain, make_chain
-from rag.llm import MARKER, NO_ANSWER, LLMComposer, _numbers, visible_prefix
+from rag.llm import MARKER, NO_ANSWER, LLMComposer, marker_numbers, visible_prefix
 from rag.retrieve import SearchIndex
 
 QUESTION = "why did Albania cut ties?"
@@ -50,7 +50,7 @@ def assert_quotes_hold(composer: LLMComposer, answer: Answer) -> None:
 
 
 def test_marker_shapes_and_partial_markers():
-    found = [_numbers(m.group(1)) for m in MARKER.finditer("a [1] b [1, 2] c 【3】 d [٤] e [2،5] f [x]")]
+    found = [marker_numbers(m.group(1)) for m in MARKER.finditer("a [1] b [1, 2] c 【3】 d [٤] e [2،5] f [x]")]
     assert found == [[1], [1, 2], [3], [4], [2, 5]]
     assert visible_prefix("Albania cut ties [1") == "Albania cut ties "
     assert visible_prefix("Albania cut ties [1]") == "Albania cut ties [1]"
