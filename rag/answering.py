@@ -20,7 +20,7 @@ NOT_FOUND_EN = "The indexed articles do not cover this question, so there is no 
 NOT_FOUND_AR = "لا تتناول المقالات المفهرسة هذا السؤال، لذلك لا توجد إجابة."
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Citation:
     """A checkable source: `quote == article_text(doc_id)[start:end]`."""
 
@@ -40,7 +40,7 @@ class Citation:
     dates: list[dict] = field(default_factory=list)  # relative days in the quote, resolved: {text, date, start, end}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Answer:
     question: str
     text: str
@@ -74,6 +74,7 @@ class Evidence:
     passage_end: int
     score: float
     copies: tuple[str, ...] = ()  # articles holding a copy of the chunk it was read in
+    chunk_id: int = -1  # the chunk it was read in (the better one's, for a merged run)
 
 
 def prepare_question(question: object, max_chars: int) -> str:
@@ -179,6 +180,7 @@ def score_sentences(
                     md["end"],
                     score,
                     tuple(md.get("copies", ())),
+                    md["chunk_id"],
                 )
     return sorted(best.values(), key=lambda e: -e.score)
 
@@ -249,7 +251,7 @@ class ExtractiveAnswerer:
 
     def __call__(self, question: str, docs: list[Document], evidence: list[Evidence]) -> Answer:
         if not evidence:
-            return Answer(question, not_found_text(question), False, [])
+            return Answer(question=question, text=not_found_text(question), found=False)
         margin = self.margin_cross if is_cross_lingual(question) else self.margin
         evidence, copies = distinct_quotes(evidence)
         close = [e for e in evidence if e.score >= evidence[0].score - margin][: self.max_quoted]
@@ -259,19 +261,19 @@ class ExtractiveAnswerer:
             n = len(citations) + 1
             citations.append(
                 Citation(
-                    n,
-                    e.doc_id,
-                    e.title,
-                    e.source,
-                    e.quote,
-                    e.start,
-                    e.end,
-                    passage,
-                    round(e.score, 4),
+                    n=n,
+                    doc_id=e.doc_id,
+                    title=e.title,
+                    source=e.source,
+                    quote=e.quote,
+                    start=e.start,
+                    end=e.end,
+                    passage=passage,
+                    score=round(e.score, 4),
                     also_in=list(dict.fromkeys([*copies.get((e.doc_id, e.start), []), *e.copies])),
                 )
             )
-        return Answer(question, quoted_text(citations), True, citations)
+        return Answer(question=question, text=quoted_text(citations), found=True, citations=citations)
 
     def _merge_adjacent(self, chosen: list[Evidence]) -> list[Evidence]:
         """Sentences of one article with only whitespace between them become one quote (one citation)."""
@@ -296,6 +298,7 @@ class ExtractiveAnswerer:
                         max(m.passage_end, e.passage_end),
                         max(m.score, e.score),
                         tuple(dict.fromkeys(m.copies + e.copies)),
+                        m.chunk_id if m.score >= e.score else e.chunk_id,
                     )
                     break
             else:

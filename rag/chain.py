@@ -161,7 +161,7 @@ def decision_chain(
         if not x["evidence"] or x["confidence"] < model.threshold_for(cross) or after_corpus(index, x["search"]):
             missing, related = explain_refusal(index, x["search"], x["docs"], where)
             text = f"{not_found_text(asked)} {missing}".strip()
-            answer = Answer(asked, text, False, [], missing=missing, related=related)
+            answer = Answer(question=asked, text=text, found=False, missing=missing, related=related)
         else:
             answer = quote(question, x["docs"], x["evidence"])
             present(index, answer, question, asked)

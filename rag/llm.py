@@ -152,12 +152,8 @@ class LLMComposer:
     def passages(self, docs: list[Document], evidence: list[Evidence]) -> list[Passage]:
         """The chunks holding the best evidence, at most RAG_LLM_PASSAGES, with their sentences and vectors."""
         best: dict[int, float] = {}
-        by_span = {(d.metadata["doc_id"], d.metadata["start"], d.metadata["end"]): d for d in docs}
-        for e in evidence:
-            doc = by_span.get((e.doc_id, e.passage_start, e.passage_end))
-            if doc is not None:
-                cid = doc.metadata["chunk_id"]
-                best[cid] = max(best.get(cid, -1e9), e.score)
+        for e in evidence:  # every sentence scored, each with the chunk it was read in
+            best[e.chunk_id] = max(best.get(e.chunk_id, -1e9), e.score)
         chosen = sorted(best, key=lambda c: -best[c])[: self.settings.llm_passages]
         passages = []
         for n, cid in enumerate(chosen, 1):
@@ -240,7 +236,12 @@ class LLMComposer:
             raise LLMError("the reply was empty")
         if reply.strip(" .\"'`") == NO_ANSWER:
             return Answer(
-                asked, not_found_text(asked), False, [], decision.confidence, decision.searched, "llm", [], ""
+                question=asked,
+                text=not_found_text(asked),
+                found=False,
+                confidence=decision.confidence,
+                searched_question=decision.searched,
+                composer="llm",
             )
         text, citations, dropped = self.verified(decision, reply)
         if not text:
@@ -248,7 +249,14 @@ class LLMComposer:
             answer.dropped = dropped
             return answer
         return Answer(
-            asked, text, True, citations, decision.confidence, decision.searched, composer="llm", dropped=dropped
+            question=asked,
+            text=text,
+            found=True,
+            citations=citations,
+            confidence=decision.confidence,
+            searched_question=decision.searched,
+            composer="llm",
+            dropped=dropped,
         )
 
     def verified(self, decision: Decision, reply: str) -> tuple[str, list[Citation], list[str]]:
@@ -282,15 +290,15 @@ class LLMComposer:
                     quote = p.sentence_texts[best]  # read with the passage, under the index lock: article[start:end]
                     citations.append(
                         Citation(
-                            keys[key],
-                            p.doc_id,
-                            p.title,
-                            p.source,
-                            quote,
-                            start,
-                            end,
-                            p.text,
-                            round(score, 4),
+                            n=keys[key],
+                            doc_id=p.doc_id,
+                            title=p.title,
+                            source=p.source,
+                            quote=quote,
+                            start=start,
+                            end=end,
+                            passage=p.text,
+                            score=round(score, 4),
                         )
                     )
                 numbers.append(keys[key])
