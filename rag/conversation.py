@@ -29,7 +29,8 @@ _EN_CUES = re.compile(
     re.IGNORECASE,
 )
 _AR_CUES = re.compile(
-    r"^(?:و|ف)(?:ماذا|ما|من|كم|متى|أين|اين|لماذا|هل|كيف)|(?:^|\s)(?:هو|هي|هم|هما|هن|ذلك|تلك|هذا|هذه|هؤلاء|هناك|حينها|"
+    # a pronoun, but not the one of a question word ("من هو رئيس الوزراء؟" asks "who is", it points back at nothing)
+    r"^(?:و|ف)(?:ماذا|ما|من|كم|متى|أين|اين|لماذا|هل|كيف)|(?:^|(?<!من)(?<!ما)\s)(?:هو|هي|هم|هما|هن|ذلك|تلك|هذا|هذه|هؤلاء|هناك|حينها|"
     r"عنه|عنها|عنهم|منه|منها|منهم|له|لها|لهم|فيه|فيها)(?:\s|[؟?.!،]|$)"
 )
 SHORT_QUESTION_WORDS = 1  # a question with this few content words ("Why?", "And the wounded?") leans on it

@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT
 
 from rag import answer, article_text
+from rag.conversation import leans_on_context
 
 ALBANIA = "why did Albania cut ties?"
 FOLLOW_UP = "how long were its diplomats given to leave?"
@@ -93,3 +94,19 @@ def test_rag_chat_ends_on_ctrl_d(news_index):
         timeout=300,
     )
     assert out.returncode == 0 and "[1]" in out.stdout
+
+
+@pytest.mark.parametrize(
+    ("question", "leans"),
+    [
+        ("من هو رئيس وزراء ألبانيا؟", False),  # "who is": a question word's pronoun points back at nothing
+        ("ما هي عاصمة أستراليا؟", False),
+        ("ومن هو؟", True),
+        ("ماذا قال هو؟", True),
+        ("كم عدد القتلى في هذه الحادثة؟", True),
+        ("And how many were wounded?", True),
+        ("Who is the prime minister of Albania?", False),
+    ],
+)
+def test_what_leans_on_the_conversation(question, leans):
+    assert leans_on_context(question) is leans
