@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import logging
 import os
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -280,6 +281,15 @@ def as_text(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+_QUOTED = re.compile(r"«([^«»<>]*)»")
+
+
+def shown_answer(text: str) -> str:
+    """An answer as `as_text` shows it, each «quoted» span isolated for the bidi algorithm (<bdi>), so Arabic words
+    quoted in an English line ("24 hours — «24 ساعة» [1]") keep their order and their marker stays outside."""
+    return _QUOTED.sub(r"«<bdi>\1</bdi>»", as_text(text))
+
+
 def chat_history(messages: list[dict] | None) -> list[dict]:
     """The Chatbot's messages as plain {"role", "content"} text: its content blocks joined, escaping undone, and the
     small print this app adds under an answer left out."""
@@ -289,7 +299,8 @@ def chat_history(messages: list[dict] | None) -> list[dict]:
         if isinstance(content, list):
             content = " ".join(b.get("text", "") for b in content if isinstance(b, dict))
         if isinstance(content, str) and m.get("role") in ("user", "assistant"):
-            content = html.unescape(content.split(SEARCHED_MARK, 1)[0])
+            shown = content.split(SEARCHED_MARK, 1)[0].replace("<bdi>", "").replace("</bdi>", "")  # ours, not text
+            content = html.unescape(shown)
             out.append({"role": m["role"], "content": content})
     return out
 
@@ -344,9 +355,9 @@ def create_app(service: ChatService) -> gr.Blocks:
             if isinstance(item, Answer):
                 answer = item
             else:
-                history[-1]["content"] = as_text(item)
+                history[-1]["content"] = shown_answer(item)
                 yield history, gr.update(), ""
-        history[-1]["content"] = as_text(answer.text) + searched_note(answer)
+        history[-1]["content"] = shown_answer(answer.text) + searched_note(answer)
         yield history, sources_html(answer), ""
 
     def ask_api(
