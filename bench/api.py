@@ -26,13 +26,9 @@ def api_overhead(index_dir: Path, seeds_dir: Path, settings: Settings, embedder,
     from ui.app import ChatService, start_app
     from ui.openai_api import MODEL_ID
 
-    service = ChatService(index_dir, seeds_dir, settings, read_only=True)
-    service.index._embedder = embedder
+    service = ChatService(index_dir, seeds_dir, settings, read_only=True, embedder=embedder)
     app, url = start_app(service, "127.0.0.1", free_port())
-
-    def fresh() -> None:
-        service.index._query_cache.clear()
-        service.index._concept_cache.clear()
+    fresh = service.index.forget_questions
 
     direct, http = [], []
     try:

@@ -26,6 +26,11 @@ class QuestionAnalysis(Generation):
         self._terms = lru_cache(maxsize=64)(self._read_terms)
         self._names: NameMatcher | None = None
 
+    def forget_questions(self) -> None:
+        """Empty the question caches (vectors, concepts): for timing a question as if it were asked first."""
+        self._query_vectors.cache_clear()
+        self._concepts.cache_clear()
+
     def query_vector(self, question: str) -> np.ndarray:
         """The question's vector (a Latin-script one with part of the English-question direction taken out)."""
         return self._query_vectors(question)

@@ -96,12 +96,14 @@ class ChatService:
     `read_only` refuses every change to the corpus here, in the server, whatever the page shows.
     """
 
-    def __init__(self, index_dir: Path, seeds_dir: Path, settings: Settings, read_only: bool = False) -> None:
+    def __init__(
+        self, index_dir: Path, seeds_dir: Path, settings: Settings, read_only: bool = False, embedder=None
+    ) -> None:
         self.settings = settings
         self.index_dir = index_dir
         self.seeds_dir = seeds_dir
         self.read_only = read_only
-        self.index = SearchIndex(index_dir, settings)
+        self.index = SearchIndex(index_dir, settings, embedder=embedder)  # an already loaded model may be shared
         self.asker = Asker(self.index, settings)  # the one path every front end asks through
         self._build_lock = threading.Lock()
         # one upload indexes while at most `max_queued_uploads` wait; more are refused at once
