@@ -23,8 +23,9 @@ def api_overhead(index_dir: Path, seeds_dir: Path, settings: Settings, embedder,
     the other's cache."""
     import httpx
 
-    from ui.app import ChatService, start_app
+    from ui.app import start_app
     from ui.openai_api import MODEL_ID
+    from ui.service import ChatService
 
     service = ChatService(index_dir, seeds_dir, settings, read_only=True, embedder=embedder)
     app, url = start_app(service, "127.0.0.1", free_port())

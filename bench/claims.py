@@ -28,6 +28,7 @@ from bench.calibrate import WORK, paragraph_passage, xquad_quarter
 from bench.data import data_dir, write_bulk, xquad
 from rag import llm
 from rag.indexer import build_index
+from rag.markers import strip_markers
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
 
@@ -93,7 +94,7 @@ def judged(index: SearchIndex, claims: list[dict], settings: Settings) -> list[d
         if c["context"] not in passages:
             passages[c["context"]] = paragraph_passage(index, f"xquad.jsonl#{c['context']}")
         p = passages[c["context"]]
-        clean = llm.strip_markers(c["claim"])
+        clean = strip_markers(c["claim"])
         scores = llm.support_scores(index, clean, vec, p)
         best = int(np.argmax(scores))
         sentence, around = llm.sentence_and_around(p, best)

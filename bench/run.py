@@ -238,7 +238,8 @@ def llm_section(root: Path, settings: Settings, embedder: Embedder, quick: bool)
     """With RAG_LLM_URL: the LLM composer on XQuAD English->Arabic (test half) and the news dev set's test half."""
     if not settings.llm_url:
         return {"skipped": "RAG_LLM_URL is not set"}
-    from rag.llm import MARKER, LLMComposer, marker_numbers, message_text, reply_sentences
+    from rag.llm import LLMComposer, message_text
+    from rag.markers import MARKER, marker_numbers, reply_sentences
 
     _, en, _, titles = xquad(root)
     quarter = xquad_quarter(titles)

@@ -20,25 +20,25 @@ from langchain_core.documents import Document
 
 from rag.answering import Answer, Citation, Evidence, not_found_text, overlap_scorer
 from rag.chain import Decision, stamp_citations
-from rag.chunking import split_sentences
 from rag.conversation import Message
 from rag.language import is_cross_lingual
 from rag.lexical import analyze, normalize_arabic, query_words
+from rag.markers import (
+    MARKER,
+    NO_ANSWER,
+    complete_sentences,
+    marker_numbers,
+    reply_sentences,
+    strip_markers,
+    with_markers,
+)
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
-from rag.timeq import DIGITS
 from rag.verify import claim_gap, injected, numbers_in
 
 # Support = cosine(sentence as a query, passage sentence) + SUPPORT_OVERLAP x the sentence's word overlap with it;
 # kept at >= RAG_LLM_SUPPORT. Both chosen on XQuAD's tuning quarters by `python -m bench.calibrate --support`.
 SUPPORT_OVERLAP = 0.15
-NO_ANSWER = "NO_ANSWER"  # the fixed reply the prompt asks for when the passages do not answer
-_NUM = r"[0-9٠-٩۰-۹]+"
-# [1]  [1, 2]  [1،2]  【1】  [١]  ... in any of these shapes, and runs of them: [1][2]
-MARKER = re.compile(rf"[\[【]\s*({_NUM}(?:\s*[,،、]\s*{_NUM})*)\s*[\]】]")
-_PARTIAL = re.compile(r"[\[【][\s0-9٠-٩۰-۹,،、]*$")  # an opened marker not closed yet, at the end of the stream
-_ONLY_MARKERS = re.compile(rf"^(?:\s*{MARKER.pattern})+\s*[.!?؟]?\s*$")
-
 NOTICE_FAILED = "the local LLM could not answer ({reason}), so the quoted sentences are shown instead"
 NOTICE_UNVERIFIED = "no sentence of the local LLM's answer was supported by the passages it cited, so the quoted \
 sentences are shown instead"
@@ -99,42 +99,6 @@ def make_chat(settings: Settings, streaming: bool = False):
         streaming=streaming,
         stream_usage=False,
     )
-
-
-def marker_numbers(group: str) -> list[int]:
-    return [int(x) for x in re.split(r"\s*[,،、]\s*", group.translate(DIGITS)) if x]
-
-
-def visible_prefix(text: str) -> str:
-    """What may be shown of a reply still streaming: an unfinished marker, or a reply that may still become the
-    fixed no-answer reply, is held back until it is complete."""
-    stripped = text.lstrip()
-    if stripped and NO_ANSWER.startswith(stripped[: len(NO_ANSWER)]):
-        return ""
-    return _PARTIAL.sub("", text)
-
-
-def complete_sentences(reply: str) -> str:
-    """The reply up to the end of its last complete sentence: one that another sentence (not only markers) has
-    followed. An unfinished marker, or a reply that may still become the no-answer reply, holds everything back."""
-    visible = visible_prefix(reply)
-    spans = list(split_sentences(visible))
-    starts = [sp for sp in spans if not _ONLY_MARKERS.match(visible[sp.start : sp.end])]
-    if len(starts) < 2:
-        return ""
-    return visible[: starts[-1].start].rstrip()
-
-
-def reply_sentences(reply: str) -> list[str]:
-    """The reply cut into sentences; a run of markers standing after a full stop joins the sentence before it."""
-    out: list[str] = []
-    for span in split_sentences(reply):
-        piece = reply[span.start : span.end]
-        if out and _ONLY_MARKERS.match(piece):
-            out[-1] = f"{out[-1]} {piece}"
-        else:
-            out.append(piece)
-    return out
 
 
 class LLMComposer:
@@ -303,7 +267,7 @@ class LLMComposer:
                     )
                 numbers.append(keys[key])
             if numbers:
-                kept_text.append(_with_markers(clean, list(dict.fromkeys(numbers))))
+                kept_text.append(with_markers(clean, list(dict.fromkeys(numbers))))
             else:
                 dropped.append(clean)
         stamp_citations(self.index, citations)
@@ -338,11 +302,6 @@ class LLMComposer:
         terms = frozenset(analyze(" ".join(texts)))
         concepts = self.index.concepts(" ".join(new))
         return bool(texts and concepts) and all(c.found_in(terms) for c in concepts)
-
-
-def strip_markers(sentence: str) -> str:
-    """An LLM sentence without its [n] markers, its spaces tidied: the claim to verify."""
-    return _clean(MARKER.sub(" ", sentence))
 
 
 def sentence_and_around(passage: Passage, i: int) -> tuple[str, str]:
@@ -387,18 +346,6 @@ def message_text(content: object) -> str:
     if isinstance(content, list):
         return "".join(b.get("text", "") if isinstance(b, dict) else str(b) for b in content)
     return ""
-
-
-def _with_markers(sentence: str, numbers: list[int]) -> str:
-    """The sentence with its markers before its final punctuation: "... cyberattacks [1]."."""
-    markers = "".join(f"[{n}]" for n in numbers)
-    body, end = (sentence[:-1], sentence[-1]) if sentence[-1:] in ".!?؟" else (sentence, "")
-    return f"{body} {markers}{end}"
-
-
-def _clean(sentence: str) -> str:
-    sentence = re.sub(r"\s+", " ", sentence).strip()
-    return re.sub(r"\s+([.,!?؟،؛:])", r"\1", sentence)
 
 
 def _data(text: str) -> str:

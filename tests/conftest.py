@@ -114,7 +114,8 @@ def launch_chat(tmp_path_factory, settings, embedder, seeds: Path | None = None)
     import socket
 
     from rag.indexer import build_index
-    from ui.app import ChatService, start_app
+    from ui.app import start_app
+    from ui.service import ChatService
 
     if seeds is None:
         seeds = tmp_path_factory.mktemp("chat-seeds") / "seeds"

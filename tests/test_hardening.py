@@ -202,7 +202,7 @@ def test_a_read_only_index_can_be_queried(built, capsys):
 # -- uploads --------------------------------------------------------------------------------------------------
 @pytest.fixture
 def service(built, settings, embedder):
-    from ui.app import ChatService
+    from ui.service import ChatService
 
     seeds, index = built
     svc = ChatService(index, seeds, settings)
@@ -254,7 +254,7 @@ def test_an_upload_is_all_or_nothing(service, monkeypatch):
 def test_upload_bounds_and_read_only(service, settings):
     from dataclasses import replace
 
-    from ui.app import ChatService
+    from ui.service import ChatService
 
     service.settings = replace(settings, max_upload_articles=5)
     message = service.add_files([("many.jsonl", bulk(6))], replace=False)
@@ -266,13 +266,14 @@ def test_upload_bounds_and_read_only(service, settings):
 
 
 def test_kill_during_upload_embedding_changes_nothing_and_the_upload_then_succeeds(built, settings, embedder):
-    from ui.app import ChatService, ensure_ready
+    from ui.app import ensure_ready
+    from ui.service import ChatService
 
     seeds, index = built
     payload = index.parent / "upload.jsonl"
     payload.write_bytes(bulk(60))
     script = (
-        "import sys; from pathlib import Path; from rag.settings import Settings; from ui.app import ChatService\n"
+        "import sys; from pathlib import Path; from rag.settings import Settings; from ui.service import ChatService\n"
         "s = Settings.from_env(batch_size=4)\n"
         "svc = ChatService(Path(sys.argv[1]), Path(sys.argv[2]), s)\n"
         "print(svc.add_files([('bulk.jsonl', Path(sys.argv[3]).read_bytes())], False))\n"
@@ -335,8 +336,9 @@ def test_auth_guards_the_api_and_read_only_has_no_upload(service, settings):
     from gradio_client import Client
     from test_ui import _free_port
 
-    from ui.app import ChatService, start_app
+    from ui.app import start_app
     from ui.guard import LoginGuard
+    from ui.service import ChatService
 
     app, url = start_app(service, "127.0.0.1", _free_port(), auth=LoginGuard("ana", "s3cret-pass"))
     try:
@@ -363,7 +365,8 @@ def test_a_read_only_chat_takes_no_raw_upload(service, settings):
     import httpx
     from test_ui import _free_port
 
-    from ui.app import ChatService, start_app
+    from ui.app import start_app
+    from ui.service import ChatService
 
     ro = ChatService(service.index_dir, service.seeds_dir, settings, read_only=True)
     ro.index._embedder = service.index._embedder

@@ -11,8 +11,6 @@ MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 # Not yet split: each may shrink, none may grow. A new module or function meets the limits above.
 GRANDFATHERED = {
-    "rag/llm.py": 420,
-    "ui/app.py": 540,
     "rag/chain.py:decision_chain": 64,
     "rag/commit.py:commit_documents": 105,
     "rag/indexer.py:build_index": 77,
@@ -20,7 +18,6 @@ GRANDFATHERED = {
     "rag/mcp_server.py:build_server": 87,
     "rag/model.py:_write_folder": 72,
     "rag/short.py:short_answer": 62,
-    "ui/app.py:create_app": 123,
 }
 
 

@@ -12,7 +12,8 @@ from llm_server import ScriptedLLM
 
 from rag.answering import Answer
 from rag.chain import Decision, decision_chain, make_chain
-from rag.llm import MARKER, NO_ANSWER, LLMComposer, marker_numbers, visible_prefix
+from rag.llm import LLMComposer
+from rag.markers import MARKER, NO_ANSWER, marker_numbers, visible_prefix
 from rag.retrieve import SearchIndex
 
 QUESTION = "why did Albania cut ties?"
@@ -195,7 +196,8 @@ def test_streaming_through_the_web_chat(llm, composer, tmp_path, settings, embed
     from gradio_client import Client
     from test_ui import _free_port
 
-    from ui.app import ChatService, start_app
+    from ui.app import start_app
+    from ui.service import ChatService
 
     service = ChatService(composer.index.index_dir, tmp_path, composer.settings)
     service.index._embedder = embedder
@@ -233,7 +235,8 @@ def test_a_real_llm_answers_with_verified_citations(news_index, settings, embedd
 def test_browser_shows_the_verified_llm_answer(llm, composer, tmp_path, embedder):
     from test_ui import ARTIFACTS, _browser, _free_port
 
-    from ui.app import ChatService, start_app
+    from ui.app import start_app
+    from ui.service import ChatService
 
     service = ChatService(composer.index.index_dir, tmp_path, composer.settings)
     service.index._embedder = embedder

@@ -310,7 +310,7 @@ def test_start_up_indexes_articles_that_landed_while_the_chat_was_down(tmp_path,
 
 
 def test_quoted_arabic_in_an_english_line_is_isolated_and_read_back_as_typed():
-    from ui.app import chat_history, shown_answer
+    from ui.render import chat_history, shown_answer
 
     line = shown_answer("24 hours — «24 ساعة» [1]\n<b>«x»</b>")
     assert line.startswith("24 hours — «<bdi>24 ساعة</bdi>» [1]")  # the marker stays outside the Arabic run
