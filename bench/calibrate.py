@@ -23,8 +23,8 @@ import numpy as np
 from bench.data import data_dir, news_corpus, news_dev, write_bulk, write_records, xquad
 from bench.leftout import leftout_news_index, paragraph_questions, xquad_paragraph_index
 from rag.answering import EvidenceWeights, score_sentences
+from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.embed import Embedder
-from rag.indexer import build_index
 from rag.refusal import FEATURES, RefusalModel, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex
 from rag.settings import PROJECT_ROOT, Settings

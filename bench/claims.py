@@ -27,7 +27,7 @@ import rag.verify as verify
 from bench.calibrate import WORK, paragraph_passage, xquad_quarter
 from bench.data import data_dir, write_bulk, xquad
 from rag import llm
-from rag.indexer import build_index
+from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.markers import strip_markers
 from rag.retrieve import SearchIndex
 from rag.settings import Settings

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.data import DataMissing, NewsItem, Question, news_corpus, read_jsonl, write_bulk, write_records, xquad
-from rag.indexer import build_index
+from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.settings import PROJECT_ROOT, Settings
 
 WORK = PROJECT_ROOT / "bench" / "work"

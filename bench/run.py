@@ -44,10 +44,10 @@ from bench.shortbench import short_figures
 from bench.timebench import time_figures
 from rag.answering import score_sentences
 from rag.asking import Asker
+from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.chain import decision_chain, make_chain
 from rag.conversation import answer_in_context, read_history
 from rag.embed import PRECISIONS, Embedder, batched_by_length
-from rag.indexer import build_index
 from rag.language import latin_share
 from rag.refusal import RefusalModel, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex

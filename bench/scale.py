@@ -21,8 +21,8 @@ import numpy as np
 
 from bench.data import data_dir, saudinewsnet, write_records
 from bench.run import ROOT, latencies_ms, log, rss_mb, write_bulk_rows
+from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.embed import Embedder
-from rag.indexer import build_index
 from rag.settings import Settings
 from rag.store import DB_NAME
 from rag.vectors import build_faiss, decode_vectors, recall_at_k, stored_dim
@@ -78,7 +78,8 @@ def build_throughput(root: Path, settings: Settings, n_articles: int, encode_sam
 def build_once(seeds: Path, index: Path, actors: int) -> dict:
     """One `rag index` as a fresh process runs it (local with actors=0, else `--ray` with that many local actors),
     timed whole and from its first embedded batch on."""
-    from rag.indexer import build_index, local_engine
+    from rag.building import build_index
+    from rag.indexer import local_engine
 
     settings = Settings.from_env()
     t0 = time.perf_counter()

@@ -233,8 +233,8 @@ def short_figures(root: Path, settings: Settings, embedder, half: str = "test") 
     """Short-answer figures on one half: XQuAD articles by quarter (0, 1 tune; 2, 3 test), ARCD-test split in two by
     position (even tune, odd test), news dev by its own halves."""
     from bench.calibrate import news_index, xquad_quarter
+    from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
     from rag.chain import make_chain
-    from rag.indexer import build_index
     from rag.retrieve import SearchIndex
 
     contexts, en, ar, titles = xquad(root)

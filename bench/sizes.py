@@ -29,8 +29,9 @@ from bench.api import free_port
 from bench.data import data_dir, news_dev, saudinewsnet, write_records
 from bench.run import _PEAK_RSS, ROOT, latencies_ms, log
 from bench.scale import FULL_SEEDS, HELD_OUT, SCALE_INDEX, WORK, disk_per_chunk, full_index, real_vectors
+from rag.building import build_index
 from rag.chunking import split_sentences
-from rag.indexer import build_index, embedded_row
+from rag.indexer import embedded_row
 from rag.lexical import BM25
 from rag.settings import Settings
 from rag.store import BM25_CACHE, DB_NAME, cache_dir

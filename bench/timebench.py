@@ -20,8 +20,8 @@ from pathlib import Path
 
 from bench.data import data_dir, news_corpus, news_dev, read_jsonl, write_records
 from bench.leftout import all_rows
+from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.chain import make_chain
-from rag.indexer import build_index
 from rag.retrieve import SearchIndex
 from rag.settings import PROJECT_ROOT, Settings
 

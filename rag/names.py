@@ -28,6 +28,8 @@ TITLES = frozenset(
     الناطق المحافظ النائب الأمين البروفيسور المفتي الإمام الحارس المهاجم""".split()
 )
 LINKS = frozenset("بن بنت ابن أبو ابو أبا ابا عبد آل".split())
+# Words the name dictionary attests (Ben, Ma ...) that in running text are almost always function words
+NOT_NAMES = frozenset("بين من في على عن إلى الى مع أن ان إن هو هي هم ثم قد لا ما كان كانت حيث بعد قبل عند".split())
 GIVEN_MIN = 20  # attestations a word needs to open a name without a title (سليمان 124, بدر 123; مدير 1)
 TITLED_MIN = 1  # ... to open one after a title (السيد راما: 2)
 PART_MIN = 3  # ... to continue one
@@ -93,6 +95,8 @@ def person_names(text: str, start: int, end: int) -> list[tuple[int, int, bool]]
         first, parts = j, 0
         while j < len(words) and parts < MAX_PARTS and (joined(j) if j > first or titled else True):
             w = words[j][2]
+            if w in NOT_NAMES:
+                break
             if w in LINKS and j > first and j + 1 < len(words) and joined(j + 1):
                 j, parts = j + 2, parts + 2
             elif attested(w) >= (PART_MIN if j > first else TITLED_MIN if titled else GIVEN_MIN):
