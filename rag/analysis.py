@@ -19,9 +19,13 @@ from rag.store import NAMES_CACHE
 class QuestionAnalysis(Generation):
     """A generation that reads questions: `query_vector`, `concepts`, `article_terms`, `term_weights`."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        # a question's vector depends on the model only: kept across generations (the rest is reset with each)
+        self._query_vectors = lru_cache(maxsize=256)(self._embed_question)
+        super().__init__(*args, **kwargs)
+
     def _reset(self) -> None:
         super()._reset()
-        self._query_vectors = lru_cache(maxsize=256)(self._embed_question)
         self._concepts = lru_cache(maxsize=256)(self._analyse)
         self._terms = lru_cache(maxsize=64)(self._read_terms)
         self._names: NameMatcher | None = None

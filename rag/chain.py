@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from langchain_core.documents import Document
 from langchain_core.runnables import Runnable, RunnableLambda
 
 from rag.answering import (
@@ -68,15 +67,11 @@ def tighten_quotes(index: SearchIndex, answer: Answer, question: str) -> None:
     limit = index.settings.quote_chars
     if limit <= 0 or not answer.short or answer.short["lead"] < TIGHT_LEAD:
         return
-    weigh = overlap_scorer(index, question)
-    for c in answer.citations:
-        if c.n != answer.short["citation"]:
-            continue
-        keep = (answer.short["start"], answer.short["end"])
-        start, end = tight_span(index.article_text(c.doc_id), c.start, c.end, weigh, limit, keep)
-        if (start, end) != (c.start, c.end):
-            c.start, c.end, c.quote = start, end, index.article_text(c.doc_id)[start:end]
-            c.dates = [d for d in c.dates if start <= d["start"] and d["end"] <= end]
+    c = next(c for c in answer.citations if c.n == answer.short["citation"])
+    text, keep = index.article_text(c.doc_id), (answer.short["start"], answer.short["end"])
+    start, end = tight_span(text, c.start, c.end, overlap_scorer(index, question), limit, keep)
+    c.start, c.end, c.quote = start, end, text[start:end]
+    c.dates = [d for d in c.dates if start <= d["start"] and d["end"] <= end]
 
 
 def present(index: SearchIndex, answer: Answer, question: str, asked: str) -> None:
@@ -92,25 +87,35 @@ def present(index: SearchIndex, answer: Answer, question: str, asked: str) -> No
 class Decision:
     """What the chain decided under the index lock, for a composer to turn into the Answer: the reading of the
     question, the refusal model's verdict, and the extractive answer (the answer itself, or the refusal; a generative
-    composer's fallback). `passages` are what a generative composer asked for (`passages(docs, evidence)`), read
+    composer's fallback). `passages` are what a generative composer asked for (`passages(evidence)`), read
     under the same lock; the LLM itself is called after it is released."""
 
-    answer: Answer
+    answer: Answer  # carries the question as typed, what was searched and the confidence
     question: str  # what is answered: the question, or an LLM's standalone rewrite of a follow-up
-    asked: str  # the question as typed (the Answer carries this one)
-    searched: str  # what was searched and decided on: the question, or a follow-up with its context
-    confidence: float
     passages: list = field(default_factory=list)
 
     @property
     def found(self) -> bool:
         return self.answer.found
 
+    @property
+    def asked(self) -> str:
+        return self.answer.question
+
+    @property
+    def searched(self) -> str:
+        """What was searched and decided on: the question, or a follow-up with its context."""
+        return self.answer.searched_question
+
+    @property
+    def confidence(self) -> float:
+        return self.answer.confidence
+
 
 class ExtractiveComposer:
     """The default, offline composer: the decision's quoted answer (or refusal) as it is."""
 
-    def passages(self, docs: list[Document], evidence: list[Evidence]) -> list:
+    def passages(self, evidence: list[Evidence]) -> list:
         return []
 
     def compose(self, decision: Decision) -> Answer:
@@ -139,7 +144,7 @@ def decision_chain(
     question with its context) retrieves and decides; the question alone picks the sentences to quote, so the
     context does not pull the quote toward the earlier answer. An optional "asked" key is the question as typed
     (when "question" is an LLM's standalone rewrite of it); the Answer carries it. `extractive` picks the quotes
-    (the index's `ExtractiveAnswerer` by default); `composer.passages(docs, evidence)` is called under the index lock
+    (the index's `ExtractiveAnswerer` by default); `composer.passages(evidence)` is called under the index lock
     for an answerable question (`rag.llm.LLMComposer` reads its passages there).
     """
     retriever = HybridRetriever(index=index, k=k, where=where)
@@ -176,9 +181,9 @@ def decision_chain(
             if answer.partial:
                 answer.text = f"{answer.partial}\n{answer.text}"
             if composer is not None:
-                passages = composer.passages(x["docs"], x["evidence"])
+                passages = composer.passages(x["evidence"])
         answer.question, answer.confidence, answer.searched_question = asked, round(x["confidence"], 4), x["search"]
-        return Decision(answer, question, asked, x["search"], answer.confidence, passages)
+        return Decision(answer, question, passages)
 
     def decide(x: dict) -> Decision:
         # Offsets and sentence ids belong to one generation: a build that committed since retrieval is read again,

@@ -16,7 +16,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
-from langchain_core.documents import Document
 
 from rag.answering import Answer, Citation, Evidence, not_found_text, overlap_scorer
 from rag.chain import Decision, stamp_citations
@@ -113,7 +112,7 @@ class LLMComposer:
         self.support = self.settings.llm_support
 
     # -- under the index lock ------------------------------------------------------------------------------
-    def passages(self, docs: list[Document], evidence: list[Evidence]) -> list[Passage]:
+    def passages(self, evidence: list[Evidence]) -> list[Passage]:
         """The chunks holding the best evidence, at most RAG_LLM_PASSAGES, with their sentences and vectors."""
         best: dict[int, float] = {}
         for e in evidence:  # every sentence scored, each with the chunk it was read in
