@@ -37,7 +37,8 @@ INSTALL_HINT = (
     "install Debian's dict-freedict-eng-ara (`apt-get install dict-freedict-eng-ara`, or `make install` as root)"
 )
 
-_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+(?:[.,]\d+)*")
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+(?:[.,]\d+)*(?:st|nd|rd|th)?")
+_ORDINAL = re.compile(r"(?<=\d)(?:st|nd|rd|th)$")  # the 13th: the number is what an article writes
 _ELISION = re.compile(r"^(?:[ldjmnst]|qu)['’]|['’]s$", re.IGNORECASE)  # l'Albanie, d'Iran, Britain's
 _HAS_ARABIC = re.compile(r"[\u0600-\u06ff]")
 _NUMBERED = re.compile(r"^\s*\d+\.\s*")
@@ -51,6 +52,8 @@ ENGLISH_STOPWORDS = frozenset(
     than then so not no yes if about into over under after before during between against through up down out off
     again further once any all both each few more most other some such only own same very just also too s t
     according say said says tell told give gave given get got make made one two three first
+    many much roughly approximately nearly almost among amongst unless whether while since until upon within
+    without via per onto toward towards across still yet ever already else
     de la le les des du un une et en est que qui quoi pourquoi comment quand où ou pour par sur dans avec au aux
     al el ce cette ces il elle ils elles ont été sa son ses leur leurs était sont avait ne pas plus""".split()
 )
@@ -264,7 +267,8 @@ def translate_question(
     while i < len(tokens):
         word, start = tokens[i]
         if word[0].isdigit():
-            concepts.append(Concept(word, "number", [word.replace(",", "")]))  # Arabic news writes 1500, not 1,500
+            number = _ORDINAL.sub("", word).replace(",", "")  # Arabic news writes 1500, not 1,500
+            concepts.append(Concept(word, "number", [number]))
             i += 1
             continue
         found = False
