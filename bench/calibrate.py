@@ -380,16 +380,17 @@ def paragraph_passage(index: SearchIndex, doc_id: str):
             vectors.setdefault(tuple(span), vec)
     order = sorted(spans)
     return Passage(
-        1,
-        doc_id,
-        "",
-        "",
-        0,
-        len(text),
-        text,
-        order,
-        [text[a:b] for a, b in order],
-        np.stack([vectors[k] for k in order]),
+        chunk_id=-1,  # the paragraph's chunks as one passage
+        doc_id=doc_id,
+        title="",
+        source="",
+        start=0,
+        end=len(text),
+        text=text,
+        n=1,
+        sentences=order,
+        sentence_texts=[text[a:b] for a, b in order],
+        vectors=np.stack([vectors[k] for k in order]),
     )
 
 

@@ -9,6 +9,7 @@ import sqlite3
 import threading
 import zlib
 from array import array
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -38,7 +39,7 @@ from rag.vectors import decode_spans, set_search_params
 
 
 class ChunkRef(NamedTuple):
-    """Where one chunk lies in its article."""
+    """Where one chunk lies in its article, with its sentence range (the chunk table's row)."""
 
     chunk_id: int
     doc_id: str
@@ -46,6 +47,21 @@ class ChunkRef(NamedTuple):
     end: int
     first_sentence: int
     last_sentence: int
+
+
+@dataclass
+class Chunk:
+    """One chunk of an article as readers see it: its ids, where it lies, its article's title and outlet, and its
+    text. A retrieved chunk (`rag.retrieve.Hit`) and a chunk given to an LLM (`rag.llm.Passage`) are chunks with
+    their own fields added; an evidence sentence (`rag.answering.Evidence`) names the chunk it was read in."""
+
+    chunk_id: int
+    doc_id: str
+    title: str
+    source: str
+    start: int
+    end: int
+    text: str
 
 
 class Generation:
@@ -194,6 +210,13 @@ class Generation:
         row = self.row(chunk_id)
         start, end, first, last = (int(x) for x in self._bounds[row])
         return ChunkRef(chunk_id, self.doc_ids[self.chunk_doc_row[row]], start, end, first, last)
+
+    def read_chunk(self, chunk_id: int) -> Chunk:
+        """A chunk with its article's title and outlet and its text."""
+        ref = self.chunk(chunk_id)
+        doc = ref.doc_id
+        text = self.article_text(doc)[ref.start : ref.end]
+        return Chunk(chunk_id, doc, self.titles.get(doc, ""), self.sources.get(doc, ""), ref.start, ref.end, text)
 
     def doc_chunk_ids(self, doc_row: int) -> np.ndarray:
         """The chunk ids of one article (by its row), ascending."""

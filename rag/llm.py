@@ -31,7 +31,7 @@ from rag.markers import (
     strip_markers,
     with_markers,
 )
-from rag.retrieve import SearchIndex
+from rag.retrieve import Chunk, SearchIndex
 from rag.settings import Settings
 from rag.verify import claim_gap, injected, numbers_in
 
@@ -62,16 +62,10 @@ class LLMError(RuntimeError):
 
 
 @dataclass
-class Passage:
+class Passage(Chunk):
     """One retrieved chunk given to the LLM as passage `n`, with its sentences and their stored vectors."""
 
     n: int
-    doc_id: str
-    title: str
-    source: str
-    start: int
-    end: int
-    text: str
     sentences: list[tuple[int, int]]  # article offsets
     sentence_texts: list[str]
     vectors: np.ndarray  # [n_sentences, dim], the sentences read in their chunk (the index's span vectors)
@@ -120,21 +114,17 @@ class LLMComposer:
         chosen = sorted(best, key=lambda c: -best[c])[: self.settings.llm_passages]
         passages = []
         for n, cid in enumerate(chosen, 1):
-            doc_id, start, end, first, last = self.index.chunk(cid)[1:]
-            spans = [(a, b) for a, b in self.index.sentence_spans(doc_id, first, last)]
-            text = self.index.article_text(doc_id)
+            chunk = self.index.read_chunk(cid)
+            ref = self.index.chunk(cid)
+            spans = [(a, b) for a, b in self.index.sentence_spans(chunk.doc_id, ref.first_sentence, ref.last_sentence)]
+            text = self.index.article_text(chunk.doc_id)
             passages.append(
                 Passage(
-                    n,
-                    doc_id,
-                    self.index.titles.get(doc_id, ""),
-                    self.index.sources.get(doc_id, ""),
-                    start,
-                    end,
-                    text[start:end],
-                    spans,
-                    [text[a:b] for a, b in spans],
-                    self.index.span_vectors(cid),
+                    **vars(chunk),
+                    n=n,
+                    sentences=spans,
+                    sentence_texts=[text[a:b] for a, b in spans],
+                    vectors=self.index.span_vectors(cid),
                 )
             )
         return passages

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import timedelta
 
 import faiss
@@ -14,27 +14,20 @@ from pydantic import ConfigDict
 
 from rag.analysis import QuestionAnalysis
 from rag.dates import day_fit
-from rag.generation import ChunkRef
+from rag.generation import Chunk, ChunkRef
 from rag.language import is_cross_lingual, latin_share
 from rag.lexical import bm25_terms
 from rag.timeq import DocFilter, Period, asks_latest, question_period
 
-__all__ = ["ChunkRef", "Hit", "HybridRetriever", "SearchIndex", "distinct", "hit_document"]
+__all__ = ["Chunk", "ChunkRef", "Hit", "HybridRetriever", "SearchIndex", "distinct", "hit_document"]
 
 RECENCY_BAND = 0.06  # a "latest" question's story: candidates scoring within this of the best (bench.timebench)
 
 
 @dataclass
-class Hit:
-    """One retrieved chunk."""
+class Hit(Chunk):
+    """One retrieved chunk, with its scores."""
 
-    chunk_id: int
-    doc_id: str
-    title: str
-    source: str
-    start: int
-    end: int
-    text: str
     dense: float  # cosine between question and chunk
     lexical: float  # the article's BM25 score divided by the best article's (0..1)
     score: float  # fused score used for ranking
@@ -185,12 +178,7 @@ class SearchIndex(QuestionAnalysis):
         return 1.0 - sum(scores) / n if scores else 0.0
 
     def _hit(self, cid: int, dense: float, lexical: float, score: float, margin: float) -> Hit:
-        ref = self.chunk(cid)
-        doc, start, end = ref.doc_id, ref.start, ref.end
-        title, source = self.titles.get(doc, ""), self.sources.get(doc, "")
-        return Hit(
-            cid, doc, title, source, start, end, self.article_text(doc)[start:end], dense, lexical, score, margin
-        )
+        return Hit(**vars(self.read_chunk(cid)), dense=dense, lexical=lexical, score=score, margin=margin)
 
 
 def distinct(ranked: list[int], vector_of, limit: int, same: float = 0.97) -> list[tuple[int, list[int]]]:
@@ -223,22 +211,5 @@ class HybridRetriever(BaseRetriever):
 
 
 def hit_document(h: Hit) -> Document:
-    """A retrieved chunk as a LangChain `Document`: its text, with ids, offsets and scores in the metadata."""
-    return Document(
-        page_content=h.text,
-        metadata={
-            "chunk_id": h.chunk_id,
-            "doc_id": h.doc_id,
-            "title": h.title,
-            "source": h.source,
-            "start": h.start,
-            "end": h.end,
-            "dense": h.dense,
-            "lexical": h.lexical,
-            "score": h.score,
-            "margin": h.margin,
-            "lexical_lead": h.lexical_lead,
-            "copies": h.copies,
-            "time": h.time,
-        },
-    )
+    """A retrieved chunk as a LangChain `Document`: its text, and every other field of the hit in the metadata."""
+    return Document(page_content=h.text, metadata={f.name: getattr(h, f.name) for f in fields(h) if f.name != "text"})
