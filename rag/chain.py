@@ -130,6 +130,20 @@ class ExtractiveComposer:
         yield decision.answer
 
 
+def refused(index: SearchIndex, asked: str, search: str, docs: list, where: DocFilter | None) -> Answer:
+    """The refusal of a question the articles do not answer: what they lack, and the closest articles."""
+    missing, related = explain_refusal(index, search, docs, where)
+    text = f"{not_found_text(asked)} {missing}".strip()
+    return Answer(question=asked, text=text, found=False, missing=missing, related=related)
+
+
+def flag_partial(answer: Answer, note: str) -> None:
+    """An answer whose quotes hold the question's topic but not what it asks says so first (`note`; "" for none)."""
+    answer.partial = note
+    if note:
+        answer.text = f"{note}\n{answer.text}"
+
+
 def decision_chain(
     index: SearchIndex,
     k: int | None = None,
@@ -170,16 +184,12 @@ def decision_chain(
         cross = is_cross_lingual(x["search"])
         passages = []
         if not x["evidence"] or x["confidence"] < model.threshold_for(cross) or after_corpus(index, x["search"]):
-            missing, related = explain_refusal(index, x["search"], x["docs"], where)
-            text = f"{not_found_text(asked)} {missing}".strip()
-            answer = Answer(question=asked, text=text, found=False, missing=missing, related=related)
+            answer = refused(index, asked, x["search"], x["docs"], where)
         else:
             answer = quote(question, x["docs"], x["evidence"])
             present(index, answer, question, asked)
             # the quotes were chosen for the question itself (a follow-up's context only retrieved)
-            answer.partial = partial_note(index, question, answer.citations, model.partial_cut_for(cross))
-            if answer.partial:
-                answer.text = f"{answer.partial}\n{answer.text}"
+            flag_partial(answer, partial_note(index, question, answer.citations, model.partial_cut_for(cross)))
             if composer is not None:
                 passages = composer.passages(x["evidence"])
         answer.question, answer.confidence, answer.searched_question = asked, round(x["confidence"], 4), x["search"]

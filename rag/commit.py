@@ -131,57 +131,23 @@ def commit_documents(
         added_at = dict(conn.execute("SELECT doc_id, added_at FROM documents"))
         gone = removed + [a.doc_id for a in changed]
         old_meta = read_meta(conn)
-        small = not rebuild and len(gone) <= CARRY_MAX
-        gone_ids = (
-            [i for d in gone for (i,) in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (d,))] if small else []
-        )
+        small = not rebuild and len(gone) <= CARRY_MAX  # few articles: the FAISS file is updated, not rewritten
+        gone_ids = [i for d in gone if small for (i,) in conn.execute("SELECT id FROM chunks WHERE doc_id = ?", (d,))]
         for table in ("documents", "sentences", "chunks"):
             conn.executemany(f"DELETE FROM {table} WHERE doc_id = ?", [(d,) for d in gone])
         if stamps is not None:
             save_stamps(conn, stamps)
         for a in changed:
-            sentences, planned = plans[a.doc_id]
-            conn.execute(
-                INSERT_DOCUMENT,
-                (
-                    a.doc_id,
-                    a.title,
-                    a.source,
-                    a.url,
-                    a.date,
-                    a.date_source,
-                    a.outlet,
-                    pack_text(a.text),
-                    a.content_hash,
-                    added_at.get(a.doc_id, now),
-                    len(planned),
-                    pack_text(" ".join((terms or {}).get(a.doc_id) or bm25_terms(f"{a.title}\n{a.text}"))),
-                ),
-            )
-            conn.executemany(
-                "INSERT INTO sentences VALUES (?, ?, ?, ?)",
-                [(a.doc_id, i, s.start, s.end) for i, s in enumerate(sentences)],
-            )
-            conn.executemany(
-                "INSERT INTO chunks (doc_id, ord, start, end, first_sentence, last_sentence, embed_hash) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(a.doc_id, p.ord, p.start, p.end, p.first_sentence, p.last_sentence, p.embed_hash) for p in planned],
-            )
+            _insert_article(conn, a, plans[a.doc_id], (terms or {}).get(a.doc_id), added_at.get(a.doc_id, now))
         conn.execute("DELETE FROM embeddings WHERE embed_hash NOT IN (SELECT embed_hash FROM chunks)")
         generation = int(old_meta.get("generation", "0")) + 1
         faiss_file = f"vectors-{generation:06d}.faiss"
-        new_rows = [
-            row
-            for a in (changed if small else [])
-            for row in conn.execute(
-                "SELECT c.id, e.vector FROM chunks c JOIN embeddings e USING (embed_hash) WHERE c.doc_id = ?",
-                (a.doc_id,),
-            )
-        ]
-        updated = (
-            _update_faiss(conn, index, old_meta, index / faiss_file, gone_ids, new_rows, settings) if small else None
-        )
-        dim, params = updated or _write_faiss(conn, index / faiss_file, settings)
+        if small:
+            dim, params = _update_faiss(
+                conn, index, old_meta, index / faiss_file, gone_ids, _vector_rows(conn, changed), settings
+            ) or _write_faiss(conn, index / faiss_file, settings)
+        else:
+            dim, params = _write_faiss(conn, index / faiss_file, settings)
         meta = {
             **want,
             "generation": str(generation),
@@ -195,6 +161,39 @@ def commit_documents(
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    _publish(conn, index, meta)
+    return str(generation)
+
+
+def _insert_article(conn: sqlite3.Connection, a, plan, terms: list[str] | None, added_at: str) -> None:
+    """One article's row, its sentences and its chunks (`plan`: the sentences and planned chunks)."""
+    sentences, planned = plan
+    packed_terms = pack_text(" ".join(terms or bm25_terms(f"{a.title}\n{a.text}")))
+    row = (a.doc_id, a.title, a.source, a.url, a.date, a.date_source, a.outlet, pack_text(a.text), a.content_hash)
+    conn.execute(INSERT_DOCUMENT, (*row, added_at, len(planned), packed_terms))
+    conn.executemany(
+        "INSERT INTO sentences VALUES (?, ?, ?, ?)", [(a.doc_id, i, s.start, s.end) for i, s in enumerate(sentences)]
+    )
+    conn.executemany(
+        "INSERT INTO chunks (doc_id, ord, start, end, first_sentence, last_sentence, embed_hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(a.doc_id, p.ord, p.start, p.end, p.first_sentence, p.last_sentence, p.embed_hash) for p in planned],
+    )
+
+
+def _vector_rows(conn: sqlite3.Connection, changed) -> list:
+    """(chunk id, stored vector) of every chunk of the changed articles, just inserted."""
+    return [
+        row
+        for a in changed
+        for row in conn.execute(
+            "SELECT c.id, e.vector FROM chunks c JOIN embeddings e USING (embed_hash) WHERE c.doc_id = ?", (a.doc_id,)
+        )
+    ]
+
+
+def _publish(conn: sqlite3.Connection, index: Path, meta: dict) -> None:
+    """After the commit: the manifest (meta and counts), and the older FAISS files removed."""
     counts = dict(
         zip(
             ("documents", "chunks"),
@@ -204,13 +203,12 @@ def commit_documents(
     )
     _atomic_write(index / MANIFEST, json.dumps({**meta, **counts}, indent=2, ensure_ascii=False))
     for old in index.glob("vectors-*.faiss"):  # committed already: a stale file that will not go costs only space
-        if old.name != faiss_file:
+        if old.name != meta["faiss_file"]:
             if old.is_dir() and not old.is_symlink():
                 shutil.rmtree(old, ignore_errors=True)
             else:
                 with contextlib.suppress(OSError):
                     old.unlink(missing_ok=True)
-    return str(generation)
 
 
 def _update_faiss(

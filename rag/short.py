@@ -280,39 +280,10 @@ def short_answer(
     kind = asks_for(question)
     if not kind or not citations:
         return None
-    asks_number = kind == "number"
-    asked = _numbers_in(question)
-    year_only = bool(_YEAR_ONLY.search(question))
     scored: list[tuple[float, ShortAnswer]] = []
     for rank, c in enumerate(citations):
         text = article_text(c.doc_id)
-        found: list[ShortAnswer] = []
-        if kind == "person":
-            for a, b, _ in person_names(text, c.start, c.end):
-                if not _asked_name(text[a:b], matchers):
-                    found.append(ShortAnswer(text[a:b], a, b, c.n, c.doc_id, "person", text[a:b], "", text[a:b]))
-        elif asks_number:
-            for a, b, u, value, unit, label in number_candidates(text, c.start, c.end):
-                if value and value in asked:
-                    continue
-                found.append(ShortAnswer(text[a:b], a, b, c.n, c.doc_id, "number", value, unit, text[a:u], label))
-        else:
-            day = parse_date(published(c.doc_id))
-            spans = date_candidates(text, c.start, c.end, day)
-            spans += [(d["start"], d["end"], d["date"], spell_day(d["date"])) for d in c.dates]
-            for a, b, iso, label in spans:
-                if iso in question:
-                    continue
-                if year_only:
-                    m = re.search(_Y, text[a:b])
-                    if m is None:
-                        continue
-                    a, b, iso, label = a + m.start(), a + m.end(), iso[:4], iso[:4]
-                found.append(
-                    ShortAnswer(
-                        text[a:b], a, b, c.n, c.doc_id, "date", iso, "", text[a:b], label, spell_day(iso, arabic=True)
-                    )
-                )
+        found = _candidates(kind, question, c, text, matchers, published)
         words = [(m.start(), m.end(), frozenset(analyze(m.group()))) for m in _TOKEN.finditer(text, c.start, c.end)]
         scored += [(closeness(matchers, words, s.start, s.end) - 0.05 * rank, s) for s in found]
     if not scored:
@@ -326,6 +297,39 @@ def short_answer(
     if best.kind == "person":
         best.label = romanize(best.text)  # spelled only for the name that is given: its model costs a few ms
     return best
+
+
+def _candidates(
+    kind: str, question: str, c, text: str, matchers: list[Matcher], published: Callable[[str], str | None]
+) -> list[ShortAnswer]:
+    """The values of the asked kind inside one citation's quote (`text` is its article), less those the question
+    itself names."""
+    found: list[ShortAnswer] = []
+    if kind == "person":
+        for a, b, _ in person_names(text, c.start, c.end):
+            if not _asked_name(text[a:b], matchers):
+                found.append(ShortAnswer(text[a:b], a, b, c.n, c.doc_id, "person", text[a:b], "", text[a:b]))
+    elif kind == "number":
+        asked = _numbers_in(question)
+        for a, b, u, value, unit, label in number_candidates(text, c.start, c.end):
+            if not (value and value in asked):
+                found.append(ShortAnswer(text[a:b], a, b, c.n, c.doc_id, "number", value, unit, text[a:u], label))
+    else:
+        year_only = bool(_YEAR_ONLY.search(question))
+        day = parse_date(published(c.doc_id))
+        spans = date_candidates(text, c.start, c.end, day)
+        spans += [(d["start"], d["end"], d["date"], spell_day(d["date"])) for d in c.dates]
+        for a, b, iso, label in spans:
+            if iso in question:
+                continue
+            if year_only:
+                m = re.search(_Y, text[a:b])
+                if m is None:
+                    continue
+                a, b, iso, label = a + m.start(), a + m.end(), iso[:4], iso[:4]
+            arabic = spell_day(iso, arabic=True)
+            found.append(ShortAnswer(text[a:b], a, b, c.n, c.doc_id, "date", iso, "", text[a:b], label, arabic))
+    return found
 
 
 def _asked_name(name: str, matchers: list[Matcher]) -> bool:

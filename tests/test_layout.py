@@ -1,5 +1,6 @@
 """The layout holds: no import cycles among the modules of rag/, nothing in rag/ imports the front ends above it,
-and modules and functions stay small enough to read (the few that are not yet may not grow)."""
+and modules and functions stay small enough to read (a module or function over the limits would need an entry in
+GRANDFATHERED, and none has one)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60
 # Not yet split: each may shrink, none may grow. A new module or function meets the limits above.
-GRANDFATHERED = {
-    "rag/chain.py:decision_chain": 64,
-    "rag/commit.py:commit_documents": 105,
-    "rag/indexer.py:build_index": 77,
-    "rag/e5file.py:read_e5_file": 66,
-    "rag/mcp_server.py:build_server": 87,
-    "rag/model.py:_write_folder": 72,
-    "rag/short.py:short_answer": 62,
-}
+GRANDFATHERED: dict[str, int] = {}  # module or function -> the size it may keep (none left)
 
 
 def _modules(folder: str) -> dict[str, ast.Module]:
