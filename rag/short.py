@@ -198,25 +198,38 @@ def question_matchers(index, question: str) -> list[Matcher]:
     return [((lambda terms, t=t: t in terms), w) for t, w in weights.items() if w > 0]
 
 
-def closeness(matchers: list[Matcher], words: list[tuple[int, int, frozenset[str]]], a: int, b: int) -> float:
-    """How near the question's terms stand to text[a:b]: each term counts its weight over 1 + its distance in words
-    (0 inside the span), once, at its nearest occurrence; the sum is a share of all the weights (0..1)."""
-    total = sum(w for _, w in matchers)
-    if total <= 0:
-        return 0.0
-    first = next((i for i, (s, e, _) in enumerate(words) if e > a), len(words))
-    last = max(first, next((i for i in range(len(words) - 1, -1, -1) if words[i][0] < b), first))
-    score = 0.0
-    for found, weight in matchers:
-        gaps = [max(0, first - i, i - last) for i, (_, _, terms) in enumerate(words) if found(terms)]
-        if not gaps:  # a phrase: its words side by side
-            gaps = [
-                max(0, first - i, i - last)
+def term_positions(matchers: list[Matcher], words: list[tuple[int, int, frozenset[str]]]) -> list[list[int]]:
+    """Where each matcher's term occurs among `words` (word indexes): a word holding it, or, for a phrase found in
+    no single word, a word whose neighbours and itself together hold it."""
+    out = []
+    for found, _ in matchers:
+        at = [i for i, (_, _, terms) in enumerate(words) if found(terms)]
+        if not at:  # a phrase: its words side by side
+            at = [
+                i
                 for i in range(len(words))
                 if found(frozenset().union(*(t for _, _, t in words[max(0, i - 1) : i + 2])))
             ]
-        if gaps:
-            score += weight / (1 + min(gaps))
+        out.append(at)
+    return out
+
+
+def closeness(
+    matchers: list[Matcher], words: list[tuple[int, int, frozenset[str]]], a: int, b: int, positions=None
+) -> float:
+    """How near the question's terms stand to text[a:b]: each term counts its weight over 1 + its distance in words
+    (0 inside the span), once, at its nearest occurrence; the sum is a share of all the weights (0..1).
+    `positions` (`term_positions` of the same words) saves finding the terms again for each span."""
+    total = sum(w for _, w in matchers)
+    if total <= 0:
+        return 0.0
+    positions = positions if positions is not None else term_positions(matchers, words)
+    first = next((i for i, (s, e, _) in enumerate(words) if e > a), len(words))
+    last = max(first, next((i for i in range(len(words) - 1, -1, -1) if words[i][0] < b), first))
+    score = 0.0
+    for (_, weight), at in zip(matchers, positions, strict=True):
+        if at:
+            score += weight / (1 + min(max(0, first - i, i - last) for i in at))
     return score / total
 
 
@@ -285,7 +298,8 @@ def short_answer(
         text = article_text(c.doc_id)
         found = _candidates(kind, question, c, text, matchers, published)
         words = [(m.start(), m.end(), frozenset(analyze(m.group()))) for m in _TOKEN.finditer(text, c.start, c.end)]
-        scored += [(closeness(matchers, words, s.start, s.end) - 0.05 * rank, s) for s in found]
+        at = term_positions(matchers, words) if found else []
+        scored += [(closeness(matchers, words, s.start, s.end, at) - 0.05 * rank, s) for s in found]
     if not scored:
         return None
     score, best = max(scored, key=lambda x: x[0])  # the first of equals: the earlier citation, the earlier words

@@ -99,6 +99,16 @@ def _sound(word: str) -> str:
     return word.translate(_AR_SOUND).translate(_AR_SKELETON)
 
 
+def _overlap_bound(la: int, lb: int) -> float:
+    """The highest ratio two strings of these lengths can have: 2 x the shorter / their total length."""
+    return 2.0 * min(la, lb) / (la + lb) if la + lb else 1.0
+
+
+def _overlap(a: Counter, b: Counter, la: int, lb: int) -> float:
+    """2 x the letters two strings share (as multisets) / their total length: never below SequenceMatcher's ratio."""
+    return 2.0 * sum((a & b).values()) / (la + lb) if la + lb else 1.0
+
+
 def _words(text: str) -> set[str]:
     """The distinct Arabic words of a text, normalised (what the name matcher counts per article)."""
     from rag.lexical import normalize_arabic
@@ -187,14 +197,37 @@ class NameMatcher:
             if len(key) >= 4:  # one consonant more or less, for longer names only
                 for i in range(len(key)):
                     candidates |= self.by_skeleton.get(key[:i] + key[i + 1 :], set())
-        scored = []
+        letter_counts, skeleton_counts = Counter(letters), [(k, Counter(k)) for k in skeletons]
+        bounded = []
+        lengths = {len(k) for k in skeletons}
         for c in candidates:
-            sim = SequenceMatcher(None, letters, _sound(c)).ratio()
-            sim_skeleton = max(SequenceMatcher(None, k, arabic_skeleton(c)).ratio() for k in skeletons)
+            sound, skeleton = _sound(c), arabic_skeleton(c)
+            # Their lengths, then the letters two strings share, bound their ratio from above (difflib's
+            # real_quick_ratio and quick_ratio), so candidates are compared letter by letter best bound first, and
+            # only while their bound could still reach the answer: `min_score`, and within 0.2 of the best so far.
+            near = max(_overlap_bound(n, len(skeleton)) for n in lengths)
+            if _overlap_bound(len(letters), len(sound)) + near < min_score:
+                continue
+            counts = Counter(skeleton)
+            bound = _overlap(letter_counts, Counter(sound), len(letters), len(sound)) + max(
+                _overlap(kc, counts, len(k), len(skeleton)) for k, kc in skeleton_counts
+            )
+            if bound >= min_score:
+                bounded.append((bound, c, sound, skeleton))
+        bounded.sort(key=lambda x: -x[0])
+        scored: list[tuple[float, int, str]] = []
+        best = -1.0
+        for bound, c, sound, skeleton in bounded:
+            if bound < best - 0.2:
+                break
+            sim = SequenceMatcher(None, letters, sound).ratio()
+            sim_skeleton = max(SequenceMatcher(None, k, skeleton).ratio() for k in skeletons)
             scored.append((sim + sim_skeleton, self.counts.get(c, 0), c))
+            best = max(best, sim + sim_skeleton)
         scored.sort(reverse=True)
         if not scored or scored[0][0] < min_score:
             return []
         close = [c for s, _, c in scored if s >= max(min_score, scored[0][0] - 0.2)]
-        bare = [c for c in close if not any(c == p + o for o in close for p in _PROCLITICS)]
+        kept = set(close)
+        bare = [c for c in close if not any(c.startswith(p) and c[len(p) :] in kept for p in _PROCLITICS)]
         return bare[:limit]
