@@ -356,7 +356,7 @@ def speed(work: Path, root: Path, settings: Settings, embedder: Embedder, quick:
     env = {**os.environ, "RAG_INDEX_DIR": str(index_dir)}
     cmd = [sys.executable, "-m", "rag.cli", "ask", "لماذا قطعت ألبانيا علاقاتها مع إيران؟", "--json"]
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, *cmd], env=env, capture_output=True, text=True, check=False)
+    proc = subprocess.run([sys.executable, "-c", PEAK_RSS, *cmd], env=env, capture_output=True, text=True, check=False)
     out["rag ask cold start (s)"] = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(f"rag ask failed: {proc.stderr.strip()}")
@@ -495,7 +495,7 @@ def precision_figures(settings: Settings, embedder: Embedder, texts: list[str], 
 
 
 # Runs the command given as arguments and prints the peak RSS of that child alone.
-_PEAK_RSS = (
+PEAK_RSS = (
     "import resource, subprocess, sys; r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
     "sys.stdout.write(r.stdout); sys.stderr.write(r.stderr); "
     "print('PEAK_KB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"

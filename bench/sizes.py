@@ -27,7 +27,7 @@ import numpy as np
 
 from bench.api import free_port
 from bench.data import data_dir, news_dev, saudinewsnet, write_records
-from bench.run import _PEAK_RSS, ROOT, latencies_ms, log
+from bench.run import PEAK_RSS, ROOT, latencies_ms, log
 from bench.scale import FULL_SEEDS, HELD_OUT, SCALE_INDEX, WORK, disk_per_chunk, full_index, real_vectors
 from rag.building import build_index
 from rag.chunking import split_sentences
@@ -256,7 +256,7 @@ def costs_at(index: Path, seeds: Path, settings: Settings, items, held: list[dic
     for attempt in ("first", "again"):
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-c", _PEAK_RSS, *cmd], env=env, capture_output=True, text=True, check=False
+            [sys.executable, "-c", PEAK_RSS, *cmd], env=env, capture_output=True, text=True, check=False
         )
         out[f"rag ask cold start, {attempt} (s)"] = time.perf_counter() - t0
         out["rag ask peak RSS (MB)"] = int(proc.stdout.rsplit("PEAK_KB", 1)[1]) / 1024
