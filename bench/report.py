@@ -210,8 +210,7 @@ def refusal_tables(r: dict) -> list[Table]:
     ]  # fmt: skip
     notes = [
         "",
-        f"Target: at least {target('refusal', 'refused')[3:]} refused while at least "
-        f"{target('refusal', 'answered')[3:]} answered.",
+        f"Target: refused {target('refusal', 'refused')} while answered {target('refusal', 'answered')}.",
         "",
         "Trade-off on the first split (threshold on the refusal model's probability: refused / answered):",
         "",

@@ -113,10 +113,8 @@ class QuestionAnalysis(Generation):
         return self._terms(doc_id)
 
     def _read_terms(self, doc_id: str) -> frozenset[str]:
-        stored = self.stored_terms(doc_id)  # analyze's stems and character 3-grams ("@"): the stems are these terms
-        if stored is not None:
-            return frozenset(t for t in stored if not t.startswith("@"))
-        return frozenset(analyze(f"{self.titles.get(doc_id, '')}\n{self.article_text(doc_id)}"))
+        # the build stored analyze's stems of title and text plus character 3-grams ("@"): the stems are these
+        return frozenset(t for t in self.stored_terms(doc_id) if not t.startswith("@"))
 
     def term_weights(self, terms: list[str]) -> dict[str, float]:
         """IDF of each distinct term (0 for terms the corpus lacks)."""

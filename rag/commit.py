@@ -142,12 +142,13 @@ def commit_documents(
         conn.execute("DELETE FROM embeddings WHERE embed_hash NOT IN (SELECT embed_hash FROM chunks)")
         generation = int(old_meta.get("generation", "0")) + 1
         faiss_file = f"vectors-{generation:06d}.faiss"
-        if small:
-            dim, params = _update_faiss(
-                conn, index, old_meta, index / faiss_file, gone_ids, _vector_rows(conn, changed), settings
-            ) or _write_faiss(conn, index / faiss_file, settings)
-        else:
-            dim, params = _write_faiss(conn, index / faiss_file, settings)
+        path = index / faiss_file
+        updated = (
+            _update_faiss(conn, index, old_meta, path, gone_ids, _vector_rows(conn, changed), settings)
+            if small
+            else None
+        )
+        dim, params = updated or _write_faiss(conn, path, settings)
         meta = {
             **want,
             "generation": str(generation),

@@ -240,21 +240,17 @@ class Generation:
         """The cleaned article text that citation offsets point into."""
         return self._texts(doc_id)
 
-    def stored_terms(self, doc_id: str) -> list[str] | None:
-        """The BM25 terms the build stored for an article (`rag.lexical.bm25_terms` of its title and text), or None
-        when the row has none."""
-        with self.lock:
-            row = self.conn.execute("SELECT terms FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
-        if row is None or not row[0]:
-            return None
-        try:
-            return unpack_text(row[0]).split()
-        except (zlib.error, UnicodeDecodeError) as exc:
-            raise damaged(self.index_dir, exc) from exc
+    def stored_terms(self, doc_id: str) -> list[str]:
+        """The BM25 terms the build stored for an article (`rag.lexical.bm25_terms` of its title and text)."""
+        return self._read_packed("terms", doc_id).split()
 
     def _read_text(self, doc_id: str) -> str:
+        return self._read_packed("text", doc_id)
+
+    def _read_packed(self, column: str, doc_id: str) -> str:
+        """One compressed column (`text` or `terms`) of an article's row."""
         with self.lock:
-            row = self.conn.execute("SELECT text FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
+            row = self.conn.execute(f"SELECT {column} FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         if row is None:
             raise KeyError(f"no article {doc_id!r} in the index at {self.index_dir}")
         try:

@@ -215,15 +215,14 @@ def term_positions(matchers: list[Matcher], words: list[tuple[int, int, frozense
 
 
 def closeness(
-    matchers: list[Matcher], words: list[tuple[int, int, frozenset[str]]], a: int, b: int, positions=None
+    matchers: list[Matcher], positions: list[list[int]], words: list[tuple[int, int, frozenset[str]]], a: int, b: int
 ) -> float:
     """How near the question's terms stand to text[a:b]: each term counts its weight over 1 + its distance in words
-    (0 inside the span), once, at its nearest occurrence; the sum is a share of all the weights (0..1).
-    `positions` (`term_positions` of the same words) saves finding the terms again for each span."""
+    (0 inside the span), once, at its nearest occurrence (`positions`: `term_positions` of `words`); the sum is a
+    share of all the weights (0..1)."""
     total = sum(w for _, w in matchers)
     if total <= 0:
         return 0.0
-    positions = positions if positions is not None else term_positions(matchers, words)
     first = next((i for i, (s, e, _) in enumerate(words) if e > a), len(words))
     last = max(first, next((i for i in range(len(words) - 1, -1, -1) if words[i][0] < b), first))
     score = 0.0
@@ -297,9 +296,11 @@ def short_answer(
     for rank, c in enumerate(citations):
         text = article_text(c.doc_id)
         found = _candidates(kind, question, c, text, matchers, published)
+        if not found:  # no value in this quote: its words need no reading
+            continue
         words = [(m.start(), m.end(), frozenset(analyze(m.group()))) for m in _TOKEN.finditer(text, c.start, c.end)]
-        at = term_positions(matchers, words) if found else []
-        scored += [(closeness(matchers, words, s.start, s.end, at) - 0.05 * rank, s) for s in found]
+        at = term_positions(matchers, words)
+        scored += [(closeness(matchers, at, words, s.start, s.end) - 0.05 * rank, s) for s in found]
     if not scored:
         return None
     score, best = max(scored, key=lambda x: x[0])  # the first of equals: the earlier citation, the earlier words
