@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rag.answering import Answer, Citation
-from rag.building import build_index
-from rag.indexer import BuildOptions
-from rag.retrieve import SearchIndex
 from rag.settings import Settings
-from rag.store import BuildStats, IndexMismatch, IndexMissing
-from rag.timeq import DocFilter
+
+if TYPE_CHECKING:
+    from rag.answering import Answer, Citation
+    from rag.building import build_index
+    from rag.indexer import BuildOptions
+    from rag.retrieve import SearchIndex
+    from rag.store import BuildStats, IndexMismatch, IndexMissing
 
 __all__ = [
     "Answer",
@@ -26,6 +29,28 @@ __all__ = [
     "build_index",
     "get_index",
 ]
+
+# The public names that live in submodules, imported when first used: `rag index` then never loads what only
+# questions need (LangChain's retriever classes alone take a second to import).
+_LAZY = {
+    "Answer": "rag.answering",
+    "Citation": "rag.answering",
+    "build_index": "rag.building",
+    "BuildOptions": "rag.indexer",
+    "BuildStats": "rag.store",
+    "IndexMismatch": "rag.store",
+    "IndexMissing": "rag.store",
+}
+
+
+def __getattr__(name: str) -> object:
+    """A public name from `_LAZY`, imported from its submodule on first use (PEP 562)."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'rag' has no attribute {name!r}")
+
 
 MAX_K = 100  # chunks handed to the answerer, at most
 _lock = threading.Lock()
@@ -42,6 +67,8 @@ def get_index(index_dir: str | Path | None = None, settings: Settings | None = N
         if (path, settings) not in _indexes:
             if len(_indexes) >= 8:  # many settings tried in one process: forget the oldest index
                 _indexes.pop(next(iter(_indexes)))
+            from rag.retrieve import SearchIndex
+
             _indexes[(path, settings)] = SearchIndex(path, settings)
         return _indexes[(path, settings)]
 
@@ -85,6 +112,7 @@ def answer(
     from rag.answering import prepare_question
     from rag.asking import Asker
     from rag.conversation import read_history
+    from rag.timeq import DocFilter
 
     settings = settings or Settings.from_env()
     prepare_question(question, settings.max_question_chars)  # a bad question says so before anything is loaded

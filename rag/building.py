@@ -10,7 +10,6 @@ from pathlib import Path
 
 from rag.indexer import BuildOptions
 from rag.indexer import build_index as write_index
-from rag.retrieve import SearchIndex
 from rag.settings import Settings
 from rag.store import MANIFEST, BuildStats, is_warm
 
@@ -45,6 +44,8 @@ def warm_index(index: Path, settings: Settings, options: BuildOptions | None = N
     try:
         if is_warm(index, str(json.loads((index / MANIFEST).read_text())["generation"])):
             return
+        from rag.retrieve import SearchIndex  # only when the caches must be computed: LangChain is slow to import
+
         SearchIndex(index, settings, embedder=options and options.embedder).warm()
     except Exception as exc:
         warn(f"could not precompute the index caches ({exc}); queries compute them on first use")

@@ -12,7 +12,7 @@ import zlib
 from dataclasses import replace
 from pathlib import Path
 
-from rag.settings import Settings
+from rag.settings import Settings, UserError
 
 
 def _print_err(msg: str) -> None:
@@ -251,18 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors a user can cause print one line and exit with status 2."""
-    from rag.model import ModelError
-    from rag.ray_embed import RayMissing
-    from rag.refusal import RefusalModelError
-    from rag.store import IndexError_
-
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
         return args.func(args, settings)
-    except (ValueError, FileNotFoundError, IndexError_, ModelError, RefusalModelError, RayMissing, KeyError) as exc:
+    except (ValueError, FileNotFoundError, UserError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         _print_err(f"error: {msg}")
         return 2

@@ -151,20 +151,22 @@ class BM25:
         """`docs_terms` may be a generator: one document's terms are held at a time."""
         vocab: dict[str, int] = {}
         tf = _term_counts(docs_terms, vocab)
-        self._set(tf, vocab)
+        self._set(tf.tocsc(), vocab)
 
-    def _set(self, tf: sparse.csr_matrix, vocab: dict[str, int]) -> None:
+    def _set(self, counts: sparse.csc_matrix, vocab: dict[str, int]) -> None:
         """Weights and IDF from term counts (rows: documents, columns: `vocab`'s ids)."""
-        n_docs = tf.shape[0]
-        lengths = np.asarray(tf.sum(axis=1)).ravel()
+        n_docs = counts.shape[0]
+        lengths = np.asarray(counts.sum(axis=1)).ravel()
         avg = lengths.mean() if n_docs else 1.0
-        df = np.bincount(tf.indices, minlength=tf.shape[1])
+        df = np.diff(counts.indptr)
         self.idf = np.log1p((n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
-        norm = self.K1 * (1 - self.B + self.B * lengths / max(avg, 1e-9))
-        counts = tf.tocsc()
-        data = counts.data * (self.K1 + 1) / (counts.data + norm[counts.indices])
-        data = data.astype(np.float16).astype(np.float32)  # what the cache keeps (`save`): a loaded cache scores alike
-        self.weights = sparse.csc_matrix((data, counts.indices, counts.indptr), shape=tf.shape)
+        norm = (self.K1 * (1 - self.B + self.B * lengths / max(avg, 1e-9))).astype(np.float32)
+        tf = counts.data.astype(np.float32, copy=False)  # float32 arithmetic: half the memory traffic of float64
+        data = tf * np.float32(self.K1 + 1)
+        data /= tf + norm[counts.indices]
+        self._half: np.ndarray | None = data.astype(np.float16)  # what the cache keeps (`save`); kept until saved
+        data = self._half.astype(np.float32)  # so a loaded cache scores alike
+        self.weights = sparse.csc_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
         self._tf: np.ndarray | None = counts.data  # aligned with weights.data; kept until saved (for `updated`)
         self.vocab = vocab
         self.n_docs = n_docs
@@ -177,7 +179,7 @@ class BM25:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         small = np.uint16 if self.n_docs <= np.iinfo(np.uint16).max else np.int32
         arrays = {  # weights as float16 and article rows as uint16 where they fit: half the bytes of the cache
-            "data": self.weights.data.astype(np.float16),
+            "data": self.weights.data.astype(np.float16) if self._half is None else self._half,
             "indices": self.weights.indices.astype(small),
             "indptr": self.weights.indptr,
         }
@@ -186,6 +188,7 @@ class BM25:
         if self._tf is not None:  # for `updated`; a count above 65,535 in one document is kept as 65,535
             np.save(tmp / self.COUNTS, np.minimum(self._tf, 65535).astype(np.uint16), allow_pickle=False)
             self._tf = None  # a reader does not need them
+        self._half = None
         meta = {"n_docs": self.n_docs, "shape": list(self.weights.shape), "vocab": list(self.vocab)}
         (tmp / self.VOCAB).write_bytes(gzip.compress(json.dumps(meta, ensure_ascii=False).encode("utf-8"), 1))
         try:
@@ -205,7 +208,7 @@ class BM25:
         self.idf = np.asarray(a["idf"])
         self.vocab = {t: i for i, t in enumerate(meta["vocab"])}
         self.n_docs = int(meta["n_docs"])
-        self._tf = None
+        self._tf = self._half = None
         return self
 
     @classmethod
@@ -221,30 +224,27 @@ class BM25:
         meta = json.loads(gzip.decompress((folder / cls.VOCAB).read_bytes()))
         if int(meta["n_docs"]) != len(old_docs):
             raise ValueError("the saved BM25 is not of these documents")
-        indices = np.load(folder / "indices.npy", allow_pickle=False).astype(np.int32)
-        indptr = np.load(folder / "indptr.npy", allow_pickle=False)
+        rows = np.load(folder / "indices.npy", allow_pickle=False)
+        indptr = np.load(folder / "indptr.npy", allow_pickle=False).astype(np.int64)
         counts = np.load(folder / cls.COUNTS, allow_pickle=False).astype(np.float32)
-        old = sparse.csc_matrix((counts, indices, indptr), shape=tuple(meta["shape"])).tocsr()
         vocab = {t: i for i, t in enumerate(meta["vocab"])}
-        old_row = {d: i for i, d in enumerate(old_docs)}
-        kept = [(i, old_row[d]) for i, d in enumerate(new_docs) if d in old_row and d not in changed]
-        fresh = [(i, d) for i, d in enumerate(new_docs) if d in changed]
-        if len(kept) + len(fresh) != len(new_docs):
+        new_row = {d: i for i, d in enumerate(new_docs)}
+        row_map = np.array([-1 if d in changed else new_row.get(d, -1) for d in old_docs], dtype=np.int32)
+        fresh = [d for d in new_docs if d in changed]
+        if int((row_map >= 0).sum()) + len(fresh) != len(new_docs):
             raise ValueError("a document is neither stored nor given")
-        added = _term_counts((changed[d] for _, d in fresh), vocab)
+        added = _term_counts((changed[d] for d in fresh), vocab).tocsc()
         width = max(len(vocab), 1)
-        old.resize((old.shape[0], width))
-        added.resize((added.shape[0], width))
-        stacked = sparse.vstack([old[[o for _, o in kept]], added], format="csr")
-        order = np.empty(len(new_docs), dtype=np.int64)
-        order[[i for i, _ in kept] + [i for i, _ in fresh]] = np.arange(len(new_docs))
-        tf = stacked[order]
-        live = np.bincount(tf.indices, minlength=width) > 0  # terms no document holds any more are dropped
+        added.resize((len(fresh), width))
+        added_rows = np.array([new_row[d] for d in fresh], dtype=np.int32)[added.indices]
+        tf = _merge_columns(
+            (row_map[rows], indptr, counts), (added_rows, added.indptr, added.data), (len(new_docs), width)
+        )
+        live = np.diff(tf.indptr) > 0  # terms no document holds any more are dropped
         if not live.all():
-            tf = tf[:, np.flatnonzero(live)].tocsr()
+            tf = tf[:, np.flatnonzero(live)]
             terms = list(vocab)
             vocab = {terms[c]: i for i, c in enumerate(np.flatnonzero(live).tolist())}
-        tf.sort_indices()
         self = cls.__new__(cls)
         self._set(tf, vocab)
         return self
@@ -266,6 +266,28 @@ class BM25:
                 np.maximum(best, self.scores(terms), out=best)
             total += best
         return total
+
+
+def _merge_columns(old: tuple, added: tuple, shape: tuple[int, int]) -> sparse.csc_matrix:
+    """Term counts column by column (CSC), in a matrix of `shape`: the old entries whose row is kept (`old` = new
+    row per entry, -1 for a dropped one; column pointers; counts), then the added documents' entries (`added` =
+    their new rows, column pointers over every column, counts), each inserted at the end of its column. Linear in
+    the entries, with no sort: this is what keeps adding one article to a large index cheap."""
+    rows, indptr, counts = old
+    add_rows, add_ptr, add_counts = added
+    ptr = np.zeros(shape[1] + 1, dtype=np.int64)
+    ptr[: len(indptr)] = indptr
+    ptr[len(indptr) :] = indptr[-1]  # the new terms' columns start empty
+    keep = rows >= 0
+    if not keep.all():
+        before = np.concatenate([[0], np.cumsum(keep)])  # kept entries before each position
+        rows, counts, ptr = rows[keep], counts[keep], before[ptr]
+    add_per = np.diff(add_ptr)
+    at = np.repeat(ptr[1:], add_per)  # each added entry goes at the end of its column, in column order
+    out_ptr = ptr + np.concatenate([[0], np.cumsum(add_per)])
+    return sparse.csc_matrix(
+        (np.insert(counts, at, add_counts), np.insert(rows.astype(np.int32), at, add_rows), out_ptr), shape=shape
+    )
 
 
 def _term_counts(docs_terms: Iterable[Sequence[str]], vocab: dict[str, int]) -> sparse.csr_matrix:

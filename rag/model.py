@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.e5file import E5File, WeightFileError, read_e5_file
+from rag.settings import UserError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -30,7 +31,7 @@ QUERY_PROMPT, DOCUMENT_PROMPT = "query: ", "passage: "
 SPECIAL_PIECES = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
 
-class ModelError(RuntimeError):
+class ModelError(UserError):
     """The embedding model cannot be provisioned or loaded; the message says how to fix it."""
 
 

@@ -28,8 +28,12 @@ TITLES = frozenset(
     الناطق المحافظ النائب الأمين البروفيسور المفتي الإمام الحارس المهاجم""".split()
 )
 LINKS = frozenset("بن بنت ابن أبو ابو أبا ابا عبد آل".split())
-# Words the name dictionary attests (Ben, Ma ...) that in running text are almost always function words
-NOT_NAMES = frozenset("بين من في على عن إلى الى مع أن ان إن هو هي هم ثم قد لا ما كان كانت حيث بعد قبل عند".split())
+# Words the name dictionary attests (Ben, Ma ...), or that have the article a family name has (الذي, اليوم), but
+# that in running text are almost always function words
+NOT_NAMES = frozenset(
+    """بين من في على عن إلى الى مع أن ان إن هو هي هم ثم قد لا ما كان كانت حيث بعد قبل عند الذي التي الذين اللذين
+    اللتين اللذان اللتان اللاتي اللواتي الآن اليوم""".split()
+)
 GIVEN_MIN = 20  # attestations a word needs to open a name without a title (سليمان 124, بدر 123; مدير 1)
 TITLED_MIN = 1  # ... to open one after a title (السيد راما: 2)
 PART_MIN = 3  # ... to continue one

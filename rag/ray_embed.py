@@ -19,10 +19,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from rag.indexer import EmbeddedRow, EmbedEngine, embedded_row
-from rag.settings import Settings
+from rag.settings import Settings, UserError
 
 
-class RayMissing(RuntimeError):
+class RayMissing(UserError):
     """Ray is not installed; the message says how to install it."""
 
 

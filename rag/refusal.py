@@ -19,6 +19,7 @@ from rag.crosslingual import coverage
 from rag.language import is_cross_lingual
 from rag.lexical import analyze
 from rag.retrieve import SearchIndex
+from rag.settings import UserError
 from rag.timeq import DocFilter, question_period
 from rag.values import expected_value
 
@@ -201,7 +202,7 @@ def explain_refusal(
     return "The closest articles are on this topic but do not state what is asked.", related
 
 
-class RefusalModelError(RuntimeError):
+class RefusalModelError(UserError):
     """The refusal model file is missing or not of this version; the message names the fix."""
 
 

@@ -9,6 +9,11 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+class UserError(RuntimeError):
+    """A problem a user can fix, whose message names the fix: the CLI prints it as one line. The index's, the
+    model's, the refusal model's and Ray's errors are its subclasses (here, so catching them imports nothing)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every tunable of the pipeline. `Settings.from_env()` reads the RAG_* variables below."""

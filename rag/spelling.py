@@ -1,6 +1,7 @@
 """Names across scripts: an English spelling of a name ("Sahlawi", "Dhahran") found among the Arabic words of the
 corpus by a consonant skeleton shared by both scripts, then ranked by how the whole word sounds. The matcher's words
-are counted per article, kept as gzipped JSON beside a generation and updated in place by a small build."""
+are counted per article and kept as gzipped JSON beside a generation; a small build links the previous file and
+keeps its own change beside it (`save_derived`)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,10 @@ import gzip
 import json
 import os
 import re
+import shutil
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from difflib import SequenceMatcher
 from pathlib import Path
 
@@ -109,6 +111,27 @@ def _overlap(a: Counter, b: Counter, la: int, lb: int) -> float:
     return 2.0 * sum((a & b).values()) / (la + lb) if la + lb else 1.0
 
 
+COMPACT_WORDS = 20_000  # words changed since the matcher's file was written, at most, before it is written whole
+
+
+def _changes_path(path: Path) -> Path:
+    return path.with_name(f"changes-{path.name}")
+
+
+def _read_changes(path: Path) -> dict[str, int]:
+    """The change kept beside a matcher's file (word -> articles more or fewer), or none."""
+    changes = _changes_path(path)
+    if not changes.is_file():
+        return {}
+    return {w: int(d) for w, d in json.loads(gzip.decompress(changes.read_bytes()))["change"].items()}
+
+
+def _write_atomically(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}-{os.getpid()}-{threading.get_ident()}")
+    tmp.write_bytes(gzip.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 1))  # fast: per build
+    tmp.replace(path)
+
+
 def _words(text: str) -> set[str]:
     """The distinct Arabic words of a text, normalised (what the name matcher counts per article)."""
     from rag.lexical import normalize_arabic
@@ -145,13 +168,19 @@ class NameMatcher:
             if key in self.by_skeleton and not self.by_skeleton[key]:
                 del self.by_skeleton[key]
 
-    def update(self, removed_texts: Iterable[str], added_texts: Iterable[str]) -> None:
-        """In place, as if built again: the texts of articles taken out (or their old versions) and put in."""
+    @staticmethod
+    def word_changes(removed_texts: Iterable[str], added_texts: Iterable[str]) -> dict[str, int]:
+        """How many more (or fewer) articles hold each word, after the texts of articles taken out (or their old
+        versions) and put in; words whose count does not change are left out."""
         change: Counter[str] = Counter()
         for text in removed_texts:
             change.subtract(_words(text))
         for text in added_texts:
             change.update(_words(text))
+        return {w: d for w, d in change.items() if d}
+
+    def _apply(self, change: Mapping[str, int]) -> None:
+        """In place, as if built again: `change` says how many more (or fewer) articles hold each word."""
         for word, delta in change.items():
             before = self.counts.get(word, 0)
             after = before + delta
@@ -164,19 +193,45 @@ class NameMatcher:
                 self._unlink(word)
 
     def save(self, path: Path) -> None:
-        """Write the words and their skeletons as gzipped JSON, atomically."""
+        """Write the words and their skeletons as gzipped JSON, atomically; a change kept beside `path` (see
+        `save_derived`) is obsolete and removed first."""
+        _changes_path(path).unlink(missing_ok=True)
         data = {"counts": self.counts, "by_skeleton": {k: sorted(v) for k, v in self.by_skeleton.items()}}
-        tmp = path.with_name(f".{path.name}-{os.getpid()}-{threading.get_ident()}")
-        tmp.write_bytes(gzip.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 1))  # fast: per build
-        tmp.replace(path)
+        _write_atomically(path, data)
 
     @classmethod
     def load(cls, path: Path) -> NameMatcher:
+        """What `save` wrote, with the change `save_derived` kept beside it applied."""
         data = json.loads(gzip.decompress(path.read_bytes()))
         self = cls.__new__(cls)
         self.counts = Counter(data["counts"])
         self.by_skeleton = defaultdict(set, {k: set(v) for k, v in data["by_skeleton"].items()})
+        self._apply(_read_changes(path))
         return self
+
+    @classmethod
+    def save_derived(cls, old: Path, new: Path, removed_texts: Iterable[str], added_texts: Iterable[str]) -> None:
+        """The matcher of `old` updated with articles taken out and put in, saved at `new` without reading `old`'s
+        words: `old`'s file is linked (or copied) to `new`, and the change since that file was written is kept
+        beside it. Once the change reaches COMPACT_WORDS words it is folded in and the whole file written again.
+        At 140,000 chunks this takes milliseconds instead of a second (reading and writing 200,000 words)."""
+        this_build = cls.word_changes(removed_texts, added_texts)
+        change = _read_changes(old)
+        for word, delta in this_build.items():
+            change[word] = change.get(word, 0) + delta
+        change = {w: d for w, d in change.items() if d}
+        if len(change) >= COMPACT_WORDS:
+            names = cls.load(old)
+            names._apply(this_build)
+            names.save(new)
+            return
+        _write_atomically(_changes_path(new), {"change": change})  # first: `new` present means complete
+        tmp = new.with_name(f".{new.name}-{os.getpid()}-{threading.get_ident()}")
+        try:
+            os.link(old, tmp)
+        except OSError:  # a file system without hard links
+            shutil.copyfile(old, tmp)
+        tmp.replace(new)
 
     @classmethod
     def from_texts(cls, texts: Iterable[str]) -> NameMatcher:

@@ -16,7 +16,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from rag.settings import Settings
+from rag.settings import Settings, UserError
 from rag.timeq import DateRange
 from rag.vectors import (
     VECTOR_ENCODING,
@@ -82,7 +82,7 @@ SCHEMA += SCHEMA_EMBEDDINGS + ";\n"
 # Article text and BM25 terms are zlib-compressed (`rag.articles.pack_text`): about a third and a fifth of the bytes.
 
 
-class IndexError_(RuntimeError):
+class IndexError_(UserError):
     """A problem with the index a user can fix; the message names the fix."""
 
 

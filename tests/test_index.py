@@ -208,6 +208,40 @@ def test_a_small_build_derives_its_caches_from_the_previous_generation(tmp_path,
     assert reader.search("متحف الفنون الرقمية في زيلاندا")[0].doc_id == "new.txt"
 
 
+def test_name_matcher_changes_are_kept_beside_its_file_then_folded_in(tmp_path, monkeypatch):
+    """A small build links the previous name matcher and keeps its change beside it; a large change, or a reader
+    that computes the matcher itself, writes the whole file. Each way, what loads is what a rebuild would give."""
+    from rag import spelling
+    from rag.spelling import NameMatcher
+
+    texts = ["قال إيدي راما إن ألبانيا قطعت العلاقات", "وصل السهلاوي إلى الرياض", "افتتحت بلدية زيلاندا متحفا"]
+    first, second, third = (tmp_path / str(i) / "names.json.gz" for i in range(3))
+    for path in (first, second, third):
+        path.parent.mkdir()
+    NameMatcher.from_texts(texts).save(first)
+
+    def same_as_scratch(path, now):
+        loaded, scratch = NameMatcher.load(path), NameMatcher.from_texts(now)
+        assert loaded.counts == scratch.counts and loaded.by_skeleton == scratch.by_skeleton
+        assert loaded.match("Zilanda") == scratch.match("Zilanda")
+
+    NameMatcher.save_derived(first, second, texts[1:2], ["وصل الهزازي إلى جدة"])
+    after = [texts[0], texts[2], "وصل الهزازي إلى جدة"]
+    assert second.samefile(first) or second.read_bytes() == first.read_bytes()  # linked: the words are not read
+    assert (second.parent / "changes-names.json.gz").is_file()
+    same_as_scratch(second, after)
+    assert NameMatcher.load(second).match("Hazazi") and not NameMatcher.load(second).match("Sahlawi")
+
+    monkeypatch.setattr(spelling, "COMPACT_WORDS", 3)  # the change grows past the limit: folded in
+    NameMatcher.save_derived(second, third, texts[2:3], [])
+    assert not (third.parent / "changes-names.json.gz").exists()
+    same_as_scratch(third, after[::2])
+
+    NameMatcher.from_texts(texts).save(second)  # a reader's whole file makes the change beside it obsolete
+    assert not (second.parent / "changes-names.json.gz").exists()
+    same_as_scratch(second, texts)
+
+
 def test_files_unchanged_since_the_last_build_are_not_read_again(tmp_path, settings, embedder, monkeypatch):
     from distractors import write_distractors
 

@@ -168,6 +168,7 @@ def test_the_quote_holding_the_short_answer_is_tight_and_the_passage_whole(tmp_p
         ("وقال الرئيس الأمريكي باراك أوباما إن", []),  # names the dictionary never saw, after a gentilic: none
         ("أعلنت الحكومة بن الأمس أن المدير سعيد", []),  # a link cannot open a name; a name stops at the text's end
         ("طلب السيد راما، رئيس الوزراء", ["راما"]),  # after a title, one attestation is enough
+        ("مهاجم وهو محمد السهلاوي الذي حل وصيفا", ["محمد السهلاوي"]),  # a relative pronoun is not a family name
     ],
 )
 def test_person_names_are_found_where_news_writes_them(text, names):
