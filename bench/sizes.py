@@ -185,6 +185,8 @@ def additions(index: Path, seeds: Path, held: list[dict]) -> dict:
         one = scratch_seeds / "added_one.txt"
         one.write_text(f"{held[0]['title']}\n{held[0]['text']}\n", encoding="utf-8")
         os.utime(one, ns=(time.time_ns() - 10**10,) * 2)
+        os.sync()  # the copy's writes reach the disk first: a user's index is not a fresh 700 MB copy whose write-back
+        # would be waited for by the build's fsync (it read 5.9 s against 3.4 s on a settled copy)
         out["add one article: rag index (s)"], text = cli(
             "index", "--seeds", str(scratch_seeds), "--index", str(scratch_index), "--quiet"
         )

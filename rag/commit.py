@@ -41,6 +41,7 @@ from rag.vectors import (
     build_faiss,
     decode_vectors,
     hnsw_ef_search,
+    params_current,
     resolve_kind,
     stored_dim,
 )
@@ -242,7 +243,8 @@ def _update_faiss(
     params = json.loads(meta.get("faiss_index") or "{}")
     kind = params.get("kind", "flat")
     n_after = _count(conn, "chunks")
-    if not meta.get("faiss_file") or kind != resolve_kind(settings.faiss_index, n_after, settings.faiss_auto_above):
+    want = resolve_kind(settings.faiss_index, n_after, settings.faiss_auto_above)
+    if not meta.get("faiss_file") or not params_current(params, want):
         return None
     if kind not in ("flat", "hnsw") or (kind == "hnsw" and gone_ids):  # HNSW cannot remove
         return None

@@ -22,6 +22,7 @@ from rag.vectors import (
     VECTOR_ENCODING,
     encode_spans,
     encode_vector,
+    params_current,
     resolve_kind,
 )
 
@@ -361,6 +362,6 @@ def _count(conn: sqlite3.Connection, table: str) -> int:
 
 
 def faiss_kind_matches(conn: sqlite3.Connection, meta: dict[str, str], settings: Settings) -> bool:
-    """The FAISS file is of the kind RAG_FAISS_INDEX asks for at this size."""
-    built = json.loads(meta.get("faiss_index") or '{"kind": "flat"}').get("kind")
-    return built == resolve_kind(settings.faiss_index, _count(conn, "chunks"), settings.faiss_auto_above)
+    """The FAISS file is of the kind RAG_FAISS_INDEX asks for at this size, built as `build_faiss` builds it now."""
+    built = json.loads(meta.get("faiss_index") or '{"kind": "flat"}')
+    return params_current(built, resolve_kind(settings.faiss_index, _count(conn, "chunks"), settings.faiss_auto_above))

@@ -8,7 +8,9 @@ the file is always built from the vectors stored in SQLite, so changing the kind
 On disk (`VECTOR_ENCODING`), chunk and sentence vectors are int8 with a float16 scale each (cosine >= 0.99996 with
 float16 on the SaudiNewsNet index). The exact ("flat") FAISS index holds the decoded vectors in float16
 (`IndexScalarQuantizer`, exact for them), so its scores are the inner products with the stored vectors; one query
-over 18k vectors took 0.34 ms against 2.2 ms for float32 `IndexFlatIP`.
+over 18k vectors took 0.34 ms against 2.2 ms for float32 `IndexFlatIP`. HNSW keeps its vectors in float16 too
+(`IndexHNSWSQ`): over the 136k SaudiNewsNet chunks its file is 142 MB against 246 MB in float32, recall@10 against
+exact search 0.992 against 0.994, and search as fast (0.23 ms a query); at 1M chunks it saves about 0.8 GB of memory.
 """
 
 from __future__ import annotations
@@ -88,9 +90,9 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str) -> tuple[faiss.
     if kind == "flat":  # float16, as stored: exact inner products with the stored vectors, half the bytes of fp32
         inner = faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
     elif kind == "hnsw":
-        inner = faiss.IndexHNSWFlat(dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        inner = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_fp16, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         inner.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
-        params.update(M=HNSW_M, efConstruction=HNSW_EF_CONSTRUCTION, efSearch=hnsw_ef_search(n))
+        params.update(M=HNSW_M, efConstruction=HNSW_EF_CONSTRUCTION, efSearch=hnsw_ef_search(n), storage="fp16")
     elif kind == "ivf":
         nlist = max(1, min(int(4 * math.sqrt(max(n, 1))), max(n // 39, 1)))  # FAISS wants >= 39 points a list
         quantizer = faiss.IndexFlatIP(dim)
@@ -108,6 +110,12 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray, kind: str) -> tuple[faiss.
         index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
     set_search_params(index, params)
     return index, params
+
+
+def params_current(params: dict, kind: str) -> bool:
+    """Whether a FAISS file built with `params` is what `build_faiss` builds now for `kind` (an HNSW file from before
+    float16 storage is not: it is written again from the stored vectors)."""
+    return params.get("kind", "flat") == kind and (kind != "hnsw" or params.get("storage") == "fp16")
 
 
 def set_search_params(index: faiss.Index, params: dict | str | None) -> None:

@@ -71,11 +71,31 @@ def test_changing_the_kind_rebuilds_from_stored_vectors_without_the_model(
         assert json.loads(manifest["faiss_index"])["kind"] == kind
         loaded = SearchIndex(index, kind_settings, embedder=embedder)
         inner = faiss.downcast_index(loaded.vectors.index)
-        assert {"flat": faiss.IndexScalarQuantizer, "hnsw": faiss.IndexHNSWFlat, "ivf": faiss.IndexIVFScalarQuantizer}[
+        assert {"flat": faiss.IndexScalarQuantizer, "hnsw": faiss.IndexHNSWSQ, "ivf": faiss.IndexIVFScalarQuantizer}[
             kind
         ] is type(inner)
         hits = loaded.search("لماذا قطعت ألبانيا علاقاتها مع إيران؟")
         assert any(ALBANIA_REASON in h.text for h in hits)
+
+    # An HNSW file from before float16 storage (float32 vectors, no "storage" recorded) is written again.
+    hnsw_settings = replace(settings, faiss_index="hnsw")
+    build_index(seeds_copy, index, settings=hnsw_settings, progress=False)
+    conn = sqlite3.connect(index / store.DB_NAME)
+    meta = store.read_meta(conn)
+    old = {k: v for k, v in json.loads(meta["faiss_index"]).items() if k != "storage"}
+    with conn:
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'faiss_index'", (json.dumps(old),))
+    conn.close()
+    current = faiss.read_index(str(index / meta["faiss_file"]))
+    vectors = np.stack([current.reconstruct(int(i)) for i in faiss.vector_to_array(current.id_map)])
+    flat32 = faiss.IndexIDMap2(faiss.IndexHNSWFlat(vectors.shape[1], 32, faiss.METRIC_INNER_PRODUCT))
+    flat32.add_with_ids(vectors, faiss.vector_to_array(current.id_map))
+    faiss.write_index(flat32, str(index / meta["faiss_file"]))
+    warnings.clear()
+    build_index(seeds_copy, index, settings=hnsw_settings, progress=False, on_warning=warnings.append)
+    assert any("building a hnsw FAISS index" in w for w in warnings)
+    loaded = SearchIndex(index, hnsw_settings, embedder=embedder)
+    assert type(faiss.downcast_index(loaded.vectors.index)) is faiss.IndexHNSWSQ
 
 
 def test_stored_vectors_keep_their_direction():
