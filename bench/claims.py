@@ -8,7 +8,8 @@ beside versions that its paragraph does not support, judged as `rag.llm.LLMCompo
 - negation: "not" after the question's auxiliary ("Who did not ..."), or "It is not true that ..." / "ليس صحيحا أن";
 - injection: a link to visit, or an instruction.
 
-Tuning quarters (0, 1) fit the claim model (`rag/data/claims.json`); the test quarters (2, 3) are reported.
+Tuning quarters (0, 1) fit the claim models (`rag/data/claims-en.json`, `claims-ar.json`); the test quarters (2, 3)
+are reported.
 
     python -m bench.claims --fit      # fit the claim model, report both halves
     python -m bench.claims            # report with the model as it is
@@ -81,7 +82,8 @@ def claim_set(root: Path, seed: int = 0) -> list[dict]:
             }
             half = "tune" if quarter[q.context_id] in (0, 1) else "test"
             for kind, text in variants.items():
-                out.append({"lang": lang, "kind": kind, "claim": text, "context": q.context_id, "half": half})
+                row = {"lang": lang, "kind": kind, "claim": text, "question": q.text, "context": q.context_id}
+                out.append({**row, "half": half})
     return out
 
 
@@ -156,6 +158,7 @@ def feature_matrix(index: SearchIndex, rows: list[dict]) -> np.ndarray:
                         r["support"],
                         r["around"],
                         r["passage"],
+                        r["question"],
                     )
                 ]
             ]
@@ -165,13 +168,14 @@ def feature_matrix(index: SearchIndex, rows: list[dict]) -> np.ndarray:
     )
 
 
-def verdicts(index: SearchIndex, rows: list[dict], settings: Settings, x: np.ndarray, model) -> list[bool]:
+def verdicts(rows: list[dict], settings: Settings, x: np.ndarray, models: dict) -> list[bool]:
     """Kept as `rag.llm.supporting_sentence` keeps a claim: support threshold, then `rag.verify.claim_gap`'s
-    rules and model (the features precomputed in `x`)."""
+    rules and its script's model (`models` by language; the features precomputed in `x`)."""
     out = []
     for r, row in zip(rows, x, strict=True):
+        model = models[r["lang"]]
         features = dict(zip(verify.CLAIM_FEATURES, row, strict=True))
-        out.append(rules_pass(r, settings) and model.probability(features) >= model.threshold_for(r["lang"] == "en"))
+        out.append(rules_pass(r, settings) and model.probability(features) >= model.threshold)
     return out
 
 
@@ -180,13 +184,13 @@ def rules_pass(r: dict, settings: Settings) -> bool:
     return r["support"] >= settings.llm_support and not verify.rule_gap(r["clean"], r["sentence"])
 
 
-def fit(rows: list[dict], x: np.ndarray, settings: Settings):
-    """The claim model on the tuning quarters: supported claims against swapped, added-clause and negated ones
-    (injections are refused by rule); per script, the threshold that keeps KEEP of the supported claims."""
+def fit(rows: list[dict], x: np.ndarray, settings: Settings, lang: str):
+    """The claim model of one script on the tuning quarters: supported claims against swapped, added-clause and
+    negated ones (injections are refused by rule), with the threshold that keeps KEEP of the supported claims."""
     from bench.calibrate import fit_logistic
     from rag.refusal import RefusalModel
 
-    tune = [i for i, r in enumerate(rows) if r["half"] == "tune" and r["kind"] != "injection"]
+    tune = [i for i, r in enumerate(rows) if (r["half"], r["lang"]) == ("tune", lang) and r["kind"] != "injection"]
     y = np.array([rows[i]["kind"] == "supported" for i in tune], dtype=np.float64)
     w = np.where(y == 1, 3.0, 1.0)  # three perturbations per supported claim: weigh the classes alike
     mean, scale, theta = fit_logistic(x[tune], y, w)
@@ -197,17 +201,13 @@ def fit(rows: list[dict], x: np.ndarray, settings: Settings):
         theta[1:].tolist(),
         float(theta[0]),
         0.5,
-        0.5,
-        note="claim model: python -m bench.claims --fit (XQuAD tuning quarters)",
+        note=f"claim model, {lang} claims: python -m bench.claims --fit (XQuAD tuning quarters)",
     )
-    thresholds = {}
-    for lang in ("en", "ar"):
-        idx = [i for i, r in enumerate(rows) if (r["half"], r["lang"], r["kind"]) == ("tune", lang, "supported")]
-        passing = [i for i in idx if rules_pass(rows[i], settings)]
-        probs = np.sort([model.probability(dict(zip(verify.CLAIM_FEATURES, x[i], strict=True))) for i in passing])
-        drop = max(0, len(passing) - int(np.ceil(KEEP * len(idx))))  # how many more may go
-        thresholds[lang] = float(probs[drop]) if drop < len(probs) else 0.0
-    model.threshold, model.threshold_cross = round(thresholds["ar"], 4), round(thresholds["en"], 4)
+    idx = [i for i, r in enumerate(rows) if (r["half"], r["lang"], r["kind"]) == ("tune", lang, "supported")]
+    passing = [i for i in idx if rules_pass(rows[i], settings)]
+    probs = np.sort([model.probability(dict(zip(verify.CLAIM_FEATURES, x[i], strict=True))) for i in passing])
+    drop = max(0, len(passing) - int(np.ceil(KEEP * len(idx))))  # how many more may go
+    model.threshold = round(float(probs[drop]) if drop < len(probs) else 0.0, 4)
     return model
 
 
@@ -225,15 +225,17 @@ def claim_figures(
         claims = random.Random(0).sample(claims, n)
     rows, x = cached_rows(index, claims, settings)
     if refit:
-        model = fit(rows, x, settings)
-        verify.CLAIM_MODEL.write_text(model.to_json() + "\n", encoding="utf-8")
+        for lang in ("en", "ar"):
+            verify.CLAIM_MODELS[lang == "en"].write_text(
+                fit(rows, x, settings, lang).to_json() + "\n", encoding="utf-8"
+            )
         verify.claim_model.cache_clear()
-    model = verify.claim_model()
+    models = {lang: verify.claim_model(lang == "en") for lang in ("en", "ar")}
     support_ok = [r["support"] >= settings.llm_support for r in rows]
     return {
         "n claims": len(rows),
         "support only": figures(rows, support_ok),
-        "support and content checks": figures(rows, verdicts(index, rows, settings, x, model)),
+        "support and content checks": figures(rows, verdicts(rows, settings, x, models)),
     }
 
 
@@ -241,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--fit", action="store_true", help="fit rag/data/claims.json on the tuning quarters")
+    parser.add_argument("--fit", action="store_true", help="fit rag/data/claims-*.json on the tuning quarters")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     result = claim_figures(data_dir(None), settings, refit=args.fit)

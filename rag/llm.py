@@ -232,7 +232,7 @@ class LLMComposer:
             numbers = []
             for n in valid:
                 p = by_n[n]
-                found = supporting_sentence(self.index, clean, vec, p, self.support)
+                found = supporting_sentence(self.index, clean, vec, p, self.support, decision.question)
                 if found is None:
                     continue
                 best, score = found
@@ -300,18 +300,19 @@ def sentence_and_around(passage: Passage, i: int) -> tuple[str, str]:
 
 
 def supporting_sentence(
-    index: SearchIndex, claim: str, vector: np.ndarray, passage: Passage, threshold: float
+    index: SearchIndex, claim: str, vector: np.ndarray, passage: Passage, threshold: float, question: str = ""
 ) -> tuple[int, float] | None:
     """The passage sentence that supports `claim` (its index and support score), or None: the best sentence by
     `support_scores` must reach `threshold` and pass the content checks of `rag.verify.claim_gap` (links and
-    instructions, numbers, names, concepts, negation)."""
+    instructions, numbers, names, concepts, negation; `question`, the question it answers, tells what of the claim
+    is its answer)."""
     scores = support_scores(index, claim, vector, passage)
     if not len(scores):
         return None
     best = int(np.argmax(scores))
     if float(scores[best]) < threshold:
         return None
-    if claim_gap(index, claim, float(scores[best]), *sentence_and_around(passage, best), passage.text):
+    if claim_gap(index, claim, float(scores[best]), *sentence_and_around(passage, best), passage.text, question):
         return None
     return best, float(scores[best])
 
