@@ -182,8 +182,7 @@ class BM25:
         denominator += tf
         data = tf * np.float32(self.K1 + 1)
         data /= denominator
-        self._half: np.ndarray | None = data.astype(np.float16)  # what the cache keeps (`save`); kept until saved
-        np.copyto(data, self._half)  # so a loaded cache scores alike
+        np.copyto(data, data.astype(np.float16))  # what the cache keeps (`save`): a loaded cache scores alike
         self.weights = sparse.csc_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
         self._tf: np.ndarray | None = counts.data  # aligned with weights.data; kept until saved (for `updated`)
         self.vocab = vocab
@@ -197,7 +196,7 @@ class BM25:
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         small = np.uint16 if self.n_docs <= np.iinfo(np.uint16).max else np.int32
         arrays = {  # weights as float16 and article rows as uint16 where they fit: half the bytes of the cache
-            "data": self.weights.data.astype(np.float16) if self._half is None else self._half,
+            "data": self.weights.data.astype(np.float16),  # exact: the weights are float16 values (`_set`)
             "indices": self.weights.indices.astype(small),
             "indptr": self.weights.indptr,
         }
@@ -207,7 +206,6 @@ class BM25:
             np.minimum(self._tf, 65535, out=self._tf)  # in place: they are not needed after this
             np.save(tmp / self.COUNTS, self._tf.astype(np.uint16), allow_pickle=False)
             self._tf = None  # a reader does not need them
-        self._half = None
         meta = {"n_docs": self.n_docs, "shape": list(self.weights.shape), "vocab": list(self.vocab)}
         (tmp / self.VOCAB).write_bytes(gzip.compress(json.dumps(meta, ensure_ascii=False).encode("utf-8"), 1))
         try:
@@ -227,7 +225,7 @@ class BM25:
         self.idf = np.asarray(a["idf"])
         self.vocab = {t: i for i, t in enumerate(meta["vocab"])}
         self.n_docs = int(meta["n_docs"])
-        self._tf = self._half = None
+        self._tf = None
         return self
 
     @classmethod
@@ -305,7 +303,7 @@ def _merge_columns(old: tuple, added: tuple, shape: tuple[int, int]) -> sparse.c
     at = np.repeat(ptr[1:], add_per)  # each added entry goes at the end of its column, in column order
     out_ptr = ptr + np.concatenate([[0], np.cumsum(add_per)])
     return sparse.csc_matrix(
-        (np.insert(counts, at, add_counts), np.insert(rows.astype(np.int32, copy=False), at, add_rows), out_ptr),
+        (np.insert(counts, at, add_counts), np.insert(rows, at, add_rows), out_ptr),
         shape=shape,
     )
 

@@ -9,10 +9,10 @@ threshold must also pass content checks against the passage it cites (`claim_gap
   any other number no support at all);
 - a negated claim ("did not", "لم") needs a negated best sentence;
 - the claim model (a logistic regression like the refusal model's, one per script: `rag/data/claims-en.json` for
-  Latin-script claims, `claims-ar.json` for Arabic) reads what of the claim
-  the passage lacks: the IDF-weighted share and mass of its concepts (translated for English, names matched to the
-  corpus's spelling) missing around the best sentence and from the whole passage, its rarest concepts and names
-  missing, a negation the passage does not have, and the support score. An added clause ("and Russia paid for
+  Latin-script claims, `claims-ar.json` for Arabic) reads what of the claim the passage lacks: the IDF-weighted
+  share and mass of its concepts (translated for English, names matched to the corpus's spelling) missing around
+  the best sentence and from the whole passage, its rarest concepts and names missing, a negation the passage does
+  not have, and the support score. An added clause ("and Russia paid for
   it"), a swapped entity or a negation is content the passage does not hold. Most telling is what the claim says
   beyond the question it answers (its concepts that are not the question's): the answer itself, which must stand
   near the best sentence. On the tuning quarters that share told supported claims from swapped ones with AUC 0.84
