@@ -12,6 +12,7 @@ from rag.crosslingual import Concept, Lexicon, QueryConcept, get_lexicon, transl
 from rag.generation import Generation
 from rag.language import is_cross_lingual
 from rag.lexical import QUESTION_WORDS_AR, analyze, normalize_arabic, query_words
+from rag.places import get_places
 from rag.spelling import NameMatcher
 from rag.store import NAMES_CACHE
 
@@ -87,6 +88,7 @@ class QuestionAnalysis(Generation):
                     self.name_matcher(),
                     in_corpus=self._in_corpus,
                     max_translations=self.settings.max_translations,
+                    places=get_places(self.settings.lexicon_cache),
                 )
             else:
                 words = [w for w in query_words(question) if normalize_arabic(w) not in QUESTION_WORDS_AR]

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.places import BIG_CITY, Places
 from rag.spelling import NameMatcher
 
 log = logging.getLogger(__name__)
@@ -245,19 +246,43 @@ def lexicon_status(folder: str | Path) -> str | None:
     return f"no English-Arabic dictionary at {folder}: {INSTALL_HINT}; {FALLBACK}"
 
 
+def _place(
+    tokens: list[tuple[str, int]], keys: list[str], i: int, lexicon: Lexicon | None, places: Places
+) -> tuple[Concept, int] | None:
+    """The place (or demonym) of up to three capitalised words at `i`, and how many words it took; None when the
+    project's own terms have the phrase, or when the dictionary knows the word and the place is a small city
+    (Mobile, Nice)."""
+    for n in range(min(3, places.max_phrase, len(tokens) - i), 0, -1):
+        words = [t for t, _ in tokens[i : i + n]]
+        if not all(w[0].isupper() for w in words) or (
+            lexicon is not None and " ".join(keys[i : i + n]) in lexicon.curated
+        ):
+            continue
+        place = places.get(" ".join(words)) or (places.demonym(words[0]) if n == 1 else None)
+        if place is None:
+            continue
+        known = lexicon is not None and n == 1 and bool(lexicon.get(keys[i]) or lexicon.get(words[0].lower()))
+        if known and not place.country and place.population < BIG_CITY:
+            return None
+        return Concept(" ".join(words), "name", list(place.arabic)), n
+    return None
+
+
 def translate_question(
     question: str,
     lexicon: Lexicon | None,
     names: NameMatcher | None = None,
     in_corpus=None,
     max_translations: int = 6,
+    places: Places | None = None,
 ) -> list[Concept]:
     """The concepts of a Latin-script question, each with its Arabic alternatives.
 
     `in_corpus(word)` says whether a Latin word occurs in the articles themselves. Phrases are matched longest
     first; a word's translations are the lexicon's first `max_translations`; a capitalised word (not the first)
     or a word the lexicon lacks is also looked up as a name in the corpus; numbers, and words that the Arabic
-    articles themselves contain in Latin letters (USM, GCC), pass through unchanged.
+    articles themselves contain in Latin letters (USM, GCC), pass through unchanged. Capitalised places and demonyms
+    in `places` (Aleppo, New York, Syrians) take its Arabic names instead of the name matcher's guesses.
     """
     tokens = [(_ELISION.sub("", m.group()), m.start()) for m in _WORD.finditer(question.replace("-", " "))]
     tokens = [(t, s) for t, s in tokens if t]
@@ -270,6 +295,10 @@ def translate_question(
             number = _ORDINAL.sub("", word).replace(",", "")  # Arabic news writes 1500, not 1,500
             concepts.append(Concept(word, "number", [number]))
             i += 1
+            continue
+        if places is not None and (place := _place(tokens, keys, i, lexicon, places)) is not None:
+            concepts.append(place[0])
+            i += place[1]
             continue
         found = False
         if lexicon is not None:

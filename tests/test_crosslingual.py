@@ -10,6 +10,7 @@ from conftest import ALBANIA_REASON
 
 from rag import answer, article_text
 from rag.crosslingual import Lexicon, english_key, translate_question
+from rag.places import Places, get_places, nisba
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
 from rag.spelling import NameMatcher
@@ -59,6 +60,38 @@ def test_names_missing_from_the_dictionary_are_found_in_the_corpus(seed_index, s
     assert matcher.match("Xylophonics") == []
     concepts = translate_question("What did Mandiant find?", None, matcher)
     assert concepts[0].kind == "name" and "منديانت" in concepts[0].alternatives
+
+
+@pytest.fixture(scope="module")
+def places_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("places-cache")
+
+
+@pytest.fixture(scope="module")
+def places(places_dir) -> Places:
+    return get_places(places_dir)
+
+
+def test_places_and_demonyms_take_their_arabic_names_not_the_name_matchers_guesses(places, places_dir):
+    matcher = NameMatcher.from_texts(["لعب الفريق في حلب وينبع والظهران", "قال السوريون والجزائريون والنيجيريون"])
+    concepts = translate_question("How many died in Aleppo, Yanbu and Dhahran?", None, matcher, places=places)
+    by_source = {c.source: c for c in concepts}
+    assert by_source["Aleppo"].alternatives == ["حلب"] and by_source["Aleppo"].kind == "name"  # not لعب
+    assert "ينبع" in by_source["Yanbu"].alternatives and "الظهران" in by_source["Dhahran"].alternatives
+    phrase = translate_question("Who flew to New York?", None, matcher, places=places)
+    assert [c.source for c in phrase] == ["New York"] and "نيويورك" in phrase[0].alternatives  # one concept
+    assert places.demonym("Syrians").arabic[:2] == ("سوري", "سوريا")
+    assert places.demonym("Nigerian").arabic[0] == "نيجيري"  # Nigeria, not Niger
+    assert "جزائري" in places.demonym("Algerians").arabic and "كويتي" in places.demonym("Kuwaiti").arabic
+    assert places.demonym("Xylophonian") is None
+    assert (nisba("ليبيا"), nisba("الجزائر"), nisba("الولايات المتحدة")) == ("ليبي", "جزائري", None)
+    # a word the dictionary knows stays a word unless the place is a country or a big city
+    lexicon = Lexicon({"mobile": ["متنقل"]})
+    mobile = translate_question("Which Mobile network failed?", lexicon, matcher, places=places)
+    assert "متنقل" in _alternatives(mobile) and "موبيل" not in _alternatives(mobile)
+    # the table is cached (JSON) and read back the same
+    assert len(list(places_dir.glob("places-*.json"))) == 1
+    assert Places.load(places_dir).get("aleppo") == places.get("aleppo")
 
 
 def test_without_the_dictionary_english_still_works_and_warns_once(seed_index, tmp_path, monkeypatch, caplog):
