@@ -153,7 +153,7 @@ def query_words(text: str) -> list[str]:
 
 
 class BM25:
-    """Okapi BM25 over pre-analysed documents; scores for all documents with one sparse product.
+    """Okapi BM25 over pre-analysed documents; a query scores every document from its terms' columns (CSC).
 
     b = 0.9 (more length normalisation than the usual 0.75) measured better with the 3-gram terms.
     The saved form also keeps each weight's term count, so the next generation of an index is derived from this one
@@ -182,23 +182,23 @@ class BM25:
         denominator += tf
         data = tf * np.float32(self.K1 + 1)
         data /= denominator
-        np.copyto(data, data.astype(np.float16))  # what the cache keeps (`save`): a loaded cache scores alike
-        self.weights = sparse.csc_matrix((data, counts.indices, counts.indptr), shape=counts.shape)
-        self._tf: np.ndarray | None = counts.data  # aligned with weights.data; kept until saved (for `updated`)
+        self.data = data  # float32: a reader maps them from the cache as they are (float16 took 3.5 ms to widen)
+        self.indices, self.indptr = counts.indices, counts.indptr
+        self.shape = counts.shape
+        self._tf: np.ndarray | None = counts.data  # aligned with `data`; kept until saved (for `updated`)
         self.vocab = vocab
         self.n_docs = n_docs
 
-    _ARRAYS = ("data", "indices", "indptr", "idf")
     VOCAB, COUNTS = "vocab.json.gz", "tf.npy"
 
     def save(self, folder: Path) -> None:
         """Write the weights as .npy arrays and the vocabulary as gzipped JSON (no pickle), atomically as a folder."""
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
         small = np.uint16 if self.n_docs <= np.iinfo(np.uint16).max else np.int32
-        arrays = {  # weights as float16 and article rows as uint16 where they fit: half the bytes of the cache
-            "data": self.weights.data.astype(np.float16),  # exact: the weights are float16 values (`_set`)
-            "indices": self.weights.indices.astype(small),
-            "indptr": self.weights.indptr,
+        arrays = {  # article rows as uint16 where they fit
+            "data": self.data,
+            "indices": self.indices.astype(small, copy=False),
+            "indptr": self.indptr,
         }
         for name, values in {**arrays, "idf": self.idf}.items():
             np.save(tmp / f"{name}.npy", values, allow_pickle=False)
@@ -206,7 +206,7 @@ class BM25:
             np.minimum(self._tf, 65535, out=self._tf)  # in place: they are not needed after this
             np.save(tmp / self.COUNTS, self._tf.astype(np.uint16), allow_pickle=False)
             self._tf = None  # a reader does not need them
-        meta = {"n_docs": self.n_docs, "shape": list(self.weights.shape), "vocab": list(self.vocab)}
+        meta = {"n_docs": self.n_docs, "shape": list(self.shape), "vocab": list(self.vocab)}
         (tmp / self.VOCAB).write_bytes(gzip.compress(json.dumps(meta, ensure_ascii=False).encode("utf-8"), 1))
         try:
             tmp.rename(folder)
@@ -215,14 +215,16 @@ class BM25:
 
     @classmethod
     def load(cls, folder: Path) -> BM25:
-        """Read what `save` wrote, widened back to the float32 and int32 that scipy computes with (about 10 ms for
-        the 2.4M weights of an 18k-chunk index). The term counts are not read: a reader does not need them."""
+        """Read what `save` wrote. The weights and their article rows are memory-mapped, not read: a question reads
+        only its terms' columns, so a reader of a 1M-chunk index (160M weights) holds the pages it touched instead of
+        1.3 GB. The term counts are not read: a reader does not need them."""
         meta = json.loads(gzip.decompress((folder / cls.VOCAB).read_bytes()))
-        a = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in cls._ARRAYS}
         self = cls.__new__(cls)
-        weights = (a["data"].astype(np.float32), a["indices"].astype(np.int32), a["indptr"])
-        self.weights = sparse.csc_matrix(weights, shape=tuple(meta["shape"]))
-        self.idf = np.asarray(a["idf"])
+        self.data = np.load(folder / "data.npy", mmap_mode="r", allow_pickle=False)
+        self.indices = np.load(folder / "indices.npy", mmap_mode="r", allow_pickle=False)
+        self.indptr = np.load(folder / "indptr.npy", allow_pickle=False)
+        self.idf = np.load(folder / "idf.npy", allow_pickle=False)
+        self.shape = tuple(meta["shape"])
         self.vocab = {t: i for i, t in enumerate(meta["vocab"])}
         self.n_docs = int(meta["n_docs"])
         self._tf = None
@@ -268,10 +270,15 @@ class BM25:
 
     def scores(self, query_terms: Iterable[str]) -> np.ndarray:
         """BM25 score of every document for the query (zeros where no term matches)."""
-        ids = [self.vocab[t] for t in set(query_terms) if t in self.vocab]
-        if not ids or not self.n_docs:
+        ids = np.array([self.vocab[t] for t in set(query_terms) if t in self.vocab], dtype=np.int64)
+        if not len(ids) or not self.n_docs:
             return np.zeros(self.n_docs, dtype=np.float32)
-        return np.asarray(self.weights[:, ids] @ self.idf[ids]).ravel()
+        starts, ends = self.indptr[ids], self.indptr[ids + 1]  # the terms' columns, copied out of the (mapped) arrays
+        rows = np.concatenate([self.indices[a:b] for a, b in zip(starts, ends, strict=True)]).astype(np.int32)
+        weights = np.concatenate([self.data[a:b] for a, b in zip(starts, ends, strict=True)])
+        pointers = np.concatenate([[0], np.cumsum(ends - starts)])
+        columns = sparse.csc_matrix((weights.astype(np.float32, copy=False), rows, pointers), (self.n_docs, len(ids)))
+        return columns @ self.idf[ids]
 
     def concept_scores(self, concepts: Iterable[Iterable[Sequence[str]]]) -> np.ndarray:
         """A structured query (Pirkola): each concept scores a document by its best-matching alternative, and the
