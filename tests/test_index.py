@@ -189,6 +189,7 @@ def test_a_small_build_derives_its_caches_from_the_previous_generation(tmp_path,
         terms = bm25_terms(question)
         assert carried_bm25.scores(terms) == pytest.approx(scratch_bm25.scores(terms), abs=1e-5)
     assert carried_bm25.scores(bm25_terms("زيلاندا")).max() > 0  # the new article is found
+    assert type(carried_bm25.data).__name__ == "memmap"  # a reader maps the weights: only asked columns are read
     assert carried_names.counts == scratch_names.counts
     assert carried_names.by_skeleton == scratch_names.by_skeleton
 

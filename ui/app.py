@@ -306,7 +306,9 @@ def launch(
     seeds = Path(seeds_dir) if seeds_dir else settings.seeds_dir
     ensure_ready(settings, index, seeds, read_only)
     service = ChatService(index, seeds, settings, read_only=read_only)
-    service.index.embedder  # noqa: B018 - load the model now, not on the first question
+    # load the model now, not on the first question: read-only, only questions are embedded, so the numpy query
+    # encoder does it and torch is never loaded (about 0.4 GB less at 1M chunks); otherwise uploads need torch anyway
+    service.index.queries if read_only else service.index.embedder  # noqa: B018
     service.index.lexicon  # noqa: B018 - and the lexicon (parsed once, then cached as JSON)
     app, url = start_app(service, host, port or settings.port, auth)
     llm = f" (answers by {settings.llm_model} at {settings.llm_url}, verified)" if settings.llm_url else ""
