@@ -14,8 +14,6 @@ through.
 from __future__ import annotations
 
 import gzip
-import hashlib
-import json
 import logging
 import re
 import threading
@@ -24,6 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.jsoncache import cached_json
 from rag.places import BIG_CITY, Places
 from rag.spelling import NameMatcher
 
@@ -199,23 +198,7 @@ class Lexicon:
             for suffix in (".index", ".dict.dz"):
                 f = folder / (name + suffix)
                 stamp.append(f"{f.name}:{f.stat().st_size}:{int(f.stat().st_mtime)}" if f.exists() else f.name)
-        digest = hashlib.sha256(json.dumps(stamp).encode()).hexdigest()[:16]
-        cache = Path(cache_dir) / f"lexicon-{digest}.json" if cache_dir else None
-        if cache is not None and cache.is_file():
-            try:
-                return cls(json.loads(cache.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
-                log.warning("lexicon cache %s is unreadable: parsing the dictionary again", cache)
-        lexicon = cls.from_dictd(folder)
-        if cache is not None:
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(".tmp")
-                tmp.write_text(json.dumps(lexicon.entries, ensure_ascii=False), encoding="utf-8")
-                tmp.replace(cache)
-            except OSError:  # a read-only checkout still works, it only parses again next time
-                pass
-        return lexicon
+        return cls(cached_json(cache_dir, "lexicon", stamp, lambda: cls.from_dictd(folder).entries))
 
 
 _lexicons: dict[tuple[str, str], Lexicon | None] = {}

