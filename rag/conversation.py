@@ -23,17 +23,21 @@ HISTORY_FORMAT = (
 )
 
 # Words by which a question points back into the conversation.
+_EN_LEAD = re.compile(r"^(?:and|also|so|but|what about|how about)\b", re.IGNORECASE)
 _EN_CUES = re.compile(
-    r"^(?:and|also|so|but|what about|how about)\b|\b(?:he|she|it|its|it's|they|them|their|theirs|his|her|hers|him|"
-    r"these|those|the same|such)\b",
-    re.IGNORECASE,
+    r"\b(?:he|she|it|its|it's|they|them|their|theirs|his|her|hers|him|these|those|the same|such)\b", re.I
 )
+_AR_LEAD = re.compile(r"^(?:و|ف)(?:ماذا|ما|من|كم|متى|أين|اين|لماذا|هل|كيف)")
 _AR_CUES = re.compile(
     # a pronoun, but not the one of a question word ("من هو رئيس الوزراء؟" asks "who is", it points back at nothing)
-    r"^(?:و|ف)(?:ماذا|ما|من|كم|متى|أين|اين|لماذا|هل|كيف)|(?:^|(?<!من)(?<!ما)\s)(?:هو|هي|هم|هما|هن|ذلك|تلك|هذا|هذه|هؤلاء|هناك|حينها|"
+    r"(?:^|(?<!من)(?<!ما)\s)(?:هو|هي|هم|هما|هن|ذلك|تلك|هذا|هذه|هؤلاء|هناك|حينها|"
     r"عنه|عنها|عنهم|منه|منها|منهم|له|لها|لهم|فيه|فيها)(?:\s|[؟?.!،]|$)"
 )
 SHORT_QUESTION_WORDS = 1  # a question with this few content words ("Why?", "And the wounded?") leans on it
+# A question this long names what it is about, so its pronouns point inside it ("Why did Gill Pharaoh ... decide to
+# end her life?"). News dev tuning half: follow-ups had at most 10 content words; stand-alone questions with a
+# pronoun, at least 12.
+SELF_CONTAINED_WORDS = 11
 
 
 @dataclass(frozen=True)
@@ -80,10 +84,12 @@ def content_text(content: object) -> str:
 
 
 def leans_on_context(question: str) -> bool:
-    """A pronoun or demonstrative, a leading "and", or very few content words."""
-    return bool(_EN_CUES.search(question) or _AR_CUES.search(question)) or len(query_words(question)) <= (
-        SHORT_QUESTION_WORDS
-    )
+    """A leading "and", very few content words, or a pronoun or demonstrative in a question too short to name what
+    it is about."""
+    words = len(query_words(question))
+    if words <= SHORT_QUESTION_WORDS or _EN_LEAD.search(question) or _AR_LEAD.search(question):
+        return True
+    return words < SELF_CONTAINED_WORDS and bool(_EN_CUES.search(question) or _AR_CUES.search(question))
 
 
 def context_question(question: str, history: list[Message], max_chars: int = 2000) -> str | None:

@@ -106,6 +106,13 @@ def test_rag_chat_ends_on_ctrl_d(news_index):
         ("كم عدد القتلى في هذه الحادثة؟", True),
         ("And how many were wounded?", True),
         ("Who is the prime minister of Albania?", False),
+        ("And which clause of those rules drew the most debate in the ministry's workshops?", True),
+        # a question that names its own subject: its pronoun points inside it, not at the conversation
+        (
+            "Why did Gill Pharaoh, a 75-year-old retired British nurse with no serious illness, decide to end her "
+            "life at a Swiss clinic?",
+            False,
+        ),
     ],
 )
 def test_what_leans_on_the_conversation(question, leans):
