@@ -251,6 +251,18 @@ def _place(
     return None
 
 
+def _phrase(
+    tokens: list[tuple[str, int]], keys: list[str], i: int, lexicon: Lexicon, max_translations: int
+) -> tuple[Concept, int] | None:
+    """The longest phrase of the lexicon (two words or more, not all stop words) at `i`, and its length."""
+    for n in range(min(_MAX_PHRASE, lexicon.max_phrase, len(tokens) - i), 1, -1):
+        key = " ".join(keys[i : i + n])
+        if lexicon.get(key) and not all(k in ENGLISH_STOPWORDS for k in keys[i : i + n]):
+            source = " ".join(t for t, _ in tokens[i : i + n])
+            return Concept(source, "phrase", lexicon.get(key)[:max_translations]), n
+    return None
+
+
 def translate_question(
     question: str,
     lexicon: Lexicon | None,
@@ -279,21 +291,12 @@ def translate_question(
             concepts.append(Concept(word, "number", [number]))
             i += 1
             continue
-        if places is not None and (place := _place(tokens, keys, i, lexicon, places)) is not None:
-            concepts.append(place[0])
-            i += place[1]
-            continue
-        found = False
-        if lexicon is not None:
-            for n in range(min(_MAX_PHRASE, lexicon.max_phrase, len(tokens) - i), 1, -1):
-                key = " ".join(keys[i : i + n])
-                if lexicon.get(key) and not all(k in ENGLISH_STOPWORDS for k in keys[i : i + n]):
-                    source = " ".join(t for t, _ in tokens[i : i + n])
-                    concepts.append(Concept(source, "phrase", lexicon.get(key)[:max_translations]))
-                    i += n
-                    found = True
-                    break
+        found = (places is not None and _place(tokens, keys, i, lexicon, places)) or (
+            lexicon is not None and _phrase(tokens, keys, i, lexicon, max_translations)
+        )
         if found:
+            concepts.append(found[0])
+            i += found[1]
             continue
         i += 1
         low = word.lower()

