@@ -117,7 +117,8 @@ def answer_in_context(
     accept: Callable[[str, str, list[Message], object], bool] | None = None,
 ):
     """Ask the question alone and with its context; keep the reading the refusal model finds more answerable,
-    giving the context reading `head_start` when the question leans on the conversation. With the default, a
+    giving the context reading `head_start` when the question leans on the conversation. A question that does not
+    lean on it and is refused alone is refused. With the default, a
     question that leans on the conversation takes its context whenever that reading is answered at all: short
     follow-ups alone often match something confidently and wrongly ("When was it signed?").
 
@@ -136,8 +137,11 @@ def answer_in_context(
             if accept is None or accept(standalone, question, history, result):
                 return result
     alone = ask(question)
-    if expanded is None:
+    leans = leans_on_context(question)
+    if expanded is None or (not alone.found and not leans):
+        # a question that stands alone and is refused alone stays refused: the earlier question's words would
+        # make near-topic quotes look answerable ("How many died in Aleppo?" after a question about Albania)
         return alone
     with_context = ask({"question": question, "search": expanded})
-    bonus = head_start if leans_on_context(question) and with_context.found else 0.0
+    bonus = head_start if leans and with_context.found else 0.0
     return with_context if with_context.confidence + bonus > alone.confidence else alone

@@ -38,6 +38,14 @@ def test_self_contained_question_is_not_pulled_to_the_previous_topic(news_index)
     assert a.searched_question == a.question
 
 
+def test_a_question_the_corpus_cannot_answer_is_not_answered_through_the_previous_one(seed_index):
+    # Aleppo is in no article; the previous question's words must not make the Albania article look like an answer
+    history = _history(("user", "لماذا قطعت ألبانيا علاقاتها مع إيران؟"), ("assistant", "…"))
+    a = answer("How many people died in Aleppo?", index_dir=seed_index, history=history)
+    assert not a.found and not a.citations and "Aleppo" in a.missing, a.text
+    assert a.searched_question == a.question
+
+
 def test_question_without_history_is_searched_as_typed(news_index):
     a = answer(ALBANIA, index_dir=news_index, history=[])
     assert a.searched_question == ALBANIA
