@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from rag.language import is_cross_lingual
 from rag.lexical import query_words, strip_controls
 
 MAX_MESSAGES = 12  # the last six turns are read; older ones are dropped
@@ -107,6 +108,12 @@ def context_question(question: str, history: list[Message], max_chars: int = 200
     return f"{question} ({' '.join(context)})"[:max_chars]
 
 
+def _switches_language(question: str, history: list[Message]) -> bool:
+    """The question is in the other script than the conversation's last user question (Arabic after English)."""
+    earlier = [m.content for m in history if m.role == "user" and m.content.strip()]
+    return bool(earlier) and is_cross_lingual(earlier[-1]) != is_cross_lingual(question)
+
+
 def answer_in_context(
     ask: Callable[[str], object],
     question: str,
@@ -118,9 +125,9 @@ def answer_in_context(
 ):
     """Ask the question alone and with its context; keep the reading the refusal model finds more answerable,
     giving the context reading `head_start` when the question leans on the conversation. A question that does not
-    lean on it and is refused alone is refused. With the default, a
-    question that leans on the conversation takes its context whenever that reading is answered at all: short
-    follow-ups alone often match something confidently and wrongly ("When was it signed?").
+    lean on it is answered alone when it is refused alone or asked in the other language than the last question.
+    With the default, a question that leans on the conversation takes its context whenever that reading is
+    answered at all: short follow-ups alone often match something confidently and wrongly ("When was it signed?").
 
     `ask` is the answering chain's `invoke`: it takes the question, or {"question", "search"}, and returns an Answer
     with `confidence` and `searched_question`.
@@ -138,9 +145,10 @@ def answer_in_context(
                 return result
     alone = ask(question)
     leans = leans_on_context(question)
-    if expanded is None or (not alone.found and not leans):
+    if expanded is None or (not leans and (not alone.found or _switches_language(question, history))):
         # a question that stands alone and is refused alone stays refused: the earlier question's words would
-        # make near-topic quotes look answerable ("How many died in Aleppo?" after a question about Albania)
+        # make near-topic quotes look answerable ("How many died in Aleppo?" after a question about Albania);
+        # one asked in the other language than the last question starts afresh
         return alone
     with_context = ask({"question": question, "search": expanded})
     bonus = head_start if leans and with_context.found else 0.0

@@ -46,6 +46,14 @@ def test_a_question_the_corpus_cannot_answer_is_not_answered_through_the_previou
     assert a.searched_question == a.question
 
 
+def test_a_question_in_the_other_language_starts_afresh(seed_index):
+    history = _history(("user", ALBANIA), ("assistant", "…"), ("user", FOLLOW_UP), ("assistant", "…"))
+    a = answer("لماذا قطعت ألبانيا علاقاتها مع إيران؟", index_dir=seed_index, history=history)
+    assert a.found and a.searched_question == a.question  # not "... (how long were its diplomats given to leave?)"
+    follow = answer("وكم ساعة أمهلت الدبلوماسيين؟", index_dir=seed_index, history=history)  # a leading "and"
+    assert "Albania" in follow.searched_question
+
+
 def test_question_without_history_is_searched_as_typed(news_index):
     a = answer(ALBANIA, index_dir=news_index, history=[])
     assert a.searched_question == ALBANIA
