@@ -93,25 +93,22 @@ def leans_on_context(question: str) -> bool:
     return words < SELF_CONTAINED_WORDS and bool(_EN_CUES.search(question) or _AR_CUES.search(question))
 
 
-def context_question(question: str, history: list[Message], max_chars: int = 2000) -> str | None:
-    """The question with the conversation's last user question (and the one before it, when that one leaned on
+def _earlier_questions(question: str, history: list[Message]) -> list[str]:
+    """The conversation's user questions before this one, oldest first (a history that already ends with this
+    question does not count it twice)."""
+    earlier = [e for e in (strip_controls(m.content) for m in history if m.role == "user") if e]
+    return earlier[:-1] if earlier and earlier[-1] == question.strip() else earlier
+
+
+def context_question(earlier: list[str], question: str, max_chars: int = 2000) -> str | None:
+    """The question with the last of the `earlier` user questions (and the one before it, when that one leaned on
     its own context) appended, cut to `max_chars`; None when there is no earlier user question."""
-    earlier = [strip_controls(m.content) for m in history if m.role == "user"]
-    earlier = [e for e in earlier if e]
-    if earlier and earlier[-1] == question.strip():
-        earlier = earlier[:-1]  # a history that already ends with this question
     if not earlier:
         return None
     context = [earlier[-1]]
     if len(earlier) > 1 and leans_on_context(earlier[-1]):
         context.insert(0, earlier[-2])
     return f"{question} ({' '.join(context)})"[:max_chars]
-
-
-def _switches_language(question: str, history: list[Message]) -> bool:
-    """The question is in the other script than the conversation's last user question (Arabic after English)."""
-    earlier = [m.content for m in history if m.role == "user" and m.content.strip()]
-    return bool(earlier) and is_cross_lingual(earlier[-1]) != is_cross_lingual(question)
 
 
 def answer_in_context(
@@ -136,7 +133,8 @@ def answer_in_context(
     question with a history is searched and answered as its rewrite, when `accept(rewrite, question, history,
     result)` holds (`rag.llm.LLMComposer.rewrite_holds`); when the rewrite fails or is not accepted, as above.
     """
-    expanded = context_question(question, history, max_chars)
+    earlier = _earlier_questions(question, history)
+    expanded = context_question(earlier, question, max_chars)
     if expanded is not None and condense is not None:
         standalone = condense(question, history)
         if standalone:
@@ -145,7 +143,8 @@ def answer_in_context(
                 return result
     alone = ask(question)
     leans = leans_on_context(question)
-    if expanded is None or (not leans and (not alone.found or _switches_language(question, history))):
+    switches = bool(earlier) and is_cross_lingual(earlier[-1]) != is_cross_lingual(question)  # Arabic after English
+    if expanded is None or (not leans and (not alone.found or switches)):
         # a question that stands alone and is refused alone stays refused: the earlier question's words would
         # make near-topic quotes look answerable ("How many died in Aleppo?" after a question about Albania);
         # one asked in the other language than the last question starts afresh

@@ -5,12 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+def temp_beside(path: Path) -> Path:
+    """A hidden name beside `path`, unique to this process and thread, to write to and then rename over `path`."""
+    return path.with_name(f".{path.name}-{os.getpid()}-{threading.get_ident()}")
 
 
 def cached_json(cache_dir: str | Path | None, prefix: str, stamp: object, build: Callable[[], Any]) -> Any:
@@ -25,11 +31,11 @@ def cached_json(cache_dir: str | Path | None, prefix: str, stamp: object, build:
             log.warning("cache %s is unreadable: building it again", cache)
     data = build()
     if cache is not None:
+        tmp = temp_beside(cache)
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{threading.get_ident()}.tmp")
             tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
             tmp.replace(cache)
         except OSError:
-            pass
+            tmp.unlink(missing_ok=True)
     return data

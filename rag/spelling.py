@@ -10,11 +10,12 @@ import json
 import os
 import re
 import shutil
-import threading
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from difflib import SequenceMatcher
 from pathlib import Path
+
+from rag.jsoncache import temp_beside
 
 _ARABIC_WORD = re.compile(r"[\u0621-\u064a]+")
 
@@ -126,13 +127,8 @@ def _read_changes(path: Path) -> dict[str, int]:
     return {w: int(d) for w, d in json.loads(gzip.decompress(changes.read_bytes()))["change"].items()}
 
 
-def _temp_beside(path: Path) -> Path:
-    """A hidden name beside `path`, unique to this process and thread, to write to and then rename."""
-    return path.with_name(f".{path.name}-{os.getpid()}-{threading.get_ident()}")
-
-
 def _write_atomically(path: Path, data: dict) -> None:
-    tmp = _temp_beside(path)
+    tmp = temp_beside(path)
     tmp.write_bytes(gzip.compress(json.dumps(data, ensure_ascii=False).encode("utf-8"), 1))  # fast: per build
     tmp.replace(path)
 
@@ -231,7 +227,7 @@ class NameMatcher:
             names.save(new)
             return
         _write_atomically(_changes_path(new), {"change": change})  # first: `new` present means complete
-        tmp = _temp_beside(new)
+        tmp = temp_beside(new)
         try:
             os.link(old, tmp)
         except OSError:  # a file system without hard links
