@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 MODEL  := models/multilingual-e5-small
 SHARED ?= ../shared
 
-.PHONY: install model index run test test-scale lint format bench bench-quick bench-scale bench-openvino browser lexicon clean
+.PHONY: install model index run test test-scale lint format bench bench-quick bench-scale bench-openvino browser lexicon reader clean
 
 install: $(STAMP) $(MODEL)/conversion.json lexicon
 
@@ -65,7 +65,13 @@ test-scale: install
 	@$(BIN)/python -c "import ray" 2>/dev/null || $(BIN)/pip install -q -e '.[scale]'
 	$(BIN)/pytest -q -rs -m scale
 
+# The short-answer reader's trained layers (models/reader, 43 MB), from the benchmarks' tuning data in
+# $(SHARED): about a quarter of an hour on two cores. The chat works without them (recognisers only).
+reader: install
+	$(BIN)/python -m bench.train_reader --shared $(SHARED)
+
 bench: install
+	@test -f models/reader/reader.safetensors || $(MAKE) reader
 	$(BIN)/python -m bench.run --shared $(SHARED)
 
 bench-quick: install

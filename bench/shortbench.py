@@ -1,6 +1,6 @@
 """Short answers, measured: SQuAD-style exact match and F1 against gold spans, and news answers' shape.
 
-Usage: python -m bench.shortbench [--half tune|test] [--shared ../shared] [--sweep | --quotes]
+Usage: python -m bench.shortbench [--half tune|test] [--shared ../shared] [--sweep | --sweep-reader | --quotes]
 
 - XQuAD English->Arabic and Arabic->Arabic (gold `answer_ar`) over the whole XQuAD index, and ARCD-test over its own
   index: F1 over every question (no short answer scores 0), and over the questions that ask for a number, a date
@@ -167,6 +167,81 @@ def sweep(root: Path, settings: Settings) -> None:
         print(f"lead >= {lead:.2f}: " + " | ".join(cells))
 
 
+def sweep_reader(root: Path, settings: Settings, embedder) -> None:
+    """Right and wrong reader answers over the reader's gate (`rag.reader.READER_GATE`), on what the reader never
+    trained on: XQuAD's second quarter (its fact questions; right: F1 >= 0.5) and the news dev tuning half's fact
+    questions (right: holds the evidence), by set and language. Prints one line per gate; the reader is the one in
+    RAG_READER (`make reader`)."""
+    import rag.chain
+    import rag.reader
+    from bench.calibrate import news_index, xquad_quarter
+    from rag.building import build_index
+    from rag.chain import make_chain
+    from rag.reader import asks_fact
+    from rag.retrieve import SearchIndex
+
+    contexts, en, ar, titles = xquad(root)
+    quarter = xquad_quarter(titles)
+    write_bulk(WORK / "xquad-seeds", "xquad.jsonl", contexts)
+    build_index(WORK / "xquad-seeds", WORK / "xquad-index", settings=settings, embedder=embedder, progress=True)
+    xquad_index = SearchIndex(WORK / "xquad-index", settings, embedder=embedder)
+    xquad_chain = make_chain(xquad_index)
+    news = make_chain(SearchIndex(news_index(root, settings, embedder), settings, embedder=embedder))
+    if xquad_index.reader is None:
+        raise SystemExit(f"no reader at {settings.reader}: run `make reader`")
+    rows: dict[str, list[tuple[float, bool, list[tuple[int, int, bool]]]]] = {}
+
+    def record(key: str, chain, question: str, evidence: list[str], right) -> None:
+        """The reader's score (-inf when it gave nothing), whether it was right, and each citation's number,
+        characters and evidence (with `rag.chain.ALONE_GATE` off: every citation kept)."""
+        a = chain.invoke(question)
+        by_reader = a.found and a.short.get("by") == "reader"
+        score = a.short["lead"] if by_reader else float("-inf")
+        rows.setdefault(key, []).append((score, by_reader and right(a.short), _cited(a, evidence) if a.found else []))
+
+    kept = rag.reader.READER_GATE, rag.chain.ALONE_GATE
+    rag.reader.READER_GATE, rag.chain.ALONE_GATE = float("-inf"), float("inf")  # every span, every citation
+    try:
+        for lang, qs in (("en", en), ("ar", ar)):
+            for q in qs:
+                if quarter[q.context_id] == 1 and asks_fact(q.text):
+                    record(
+                        f"xquad {lang}", xquad_chain, q.text, [q.answer], lambda s, q=q: f1(s["text"], q.answer) >= 0.5
+                    )
+        for i in news_dev(root):
+            if i.half == "tune" and i.type in ("how_many", "when", "who", "where"):
+                record(f"news {i.lang}", news, i.questions[0], i.evidence[0], lambda s, i=i: holds(s, i.evidence[0]))
+    finally:
+        rag.reader.READER_GATE, rag.chain.ALONE_GATE = kept
+    (WORK / "sweep-reader.json").write_text(json.dumps(rows))  # to read again without the reader
+    for gate in (0.0, 2.0, 4.0, 6.0, 8.0, 10.0, 12.0, 14.0):
+        print(
+            f"gate >= {gate:.1f}: " + " | ".join(_gate_cell(name, rows[name], gate) for name in sorted(rows)),
+            flush=True,
+        )
+
+
+def _cited(a, evidence: list[str]) -> list[tuple[int, int, bool]]:
+    """Each citation of answer `a`: its number where it holds the reader's short answer (else 0), its characters,
+    and whether it holds an evidence span."""
+    held = a.short.get("citation") if a.short.get("by") == "reader" else None
+    return [(c.n if c.n == held else 0, len(c.quote), any(e in c.quote for e in evidence)) for c in a.citations]
+
+
+def _gate_cell(name: str, rows: list, gate: float) -> str:
+    """Right and wrong reader answers from `gate`, and, were the answers from it shown with their own quote alone:
+    evidence in quote, quoted characters (median) and the share of shown citations holding the evidence."""
+    given = [right for score, right, _ in rows if score >= gate]
+    shown = [[c for c in cites if score < gate or c[0]] for score, _, cites in rows if cites]
+    n = len(rows)
+    return (
+        f"{name} (n={n}): right {sum(given) / n:.2f} wrong {(len(given) - sum(given)) / n:.2f}; alone: evidence "
+        f"{statistics.fmean([any(c[2] for c in s) for s in shown] or [0]):.2f} characters "
+        f"{statistics.median([sum(c[1] for c in s) for s in shown] or [0]):.0f} holding "
+        f"{statistics.fmean([c[2] for s in shown for c in s] or [0]):.2f}"
+    )
+
+
 def quote_grid(root: Path, settings: Settings, half: str = "tune") -> None:
     """Evidence in the quotes, quoted characters (median), share of shown citations holding the evidence and
     citations per answer, over the quote margins, the sentences quoted and RAG_QUOTE_CHARS, by set and language
@@ -265,6 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half", choices=("tune", "test"), default="test")
     parser.add_argument("--sweep", action="store_true", help="right and wrong short answers by lead (tuning halves)")
     parser.add_argument("--quotes", action="store_true", help="quote shape over margins and RAG_QUOTE_CHARS")
+    parser.add_argument("--sweep-reader", action="store_true", help="right and wrong reader answers by gate (tuning)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     root = data_dir(args.shared)
@@ -273,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quotes:
         quote_grid(root, settings, args.half)
+        return 0
+    if args.sweep_reader:
+        sweep_reader(root, settings, Embedder(str(settings.model), settings.precision))
         return 0
     figures = short_figures(root, settings, Embedder(str(settings.model), settings.precision), args.half)
     print(json.dumps(figures, indent=2, ensure_ascii=False))

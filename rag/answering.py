@@ -55,6 +55,7 @@ class Answer:
     partial: str = ""  # for an answer whose quotes miss much of the question: one line saying what they lack
     related: list[dict] = field(default_factory=list)  # for a refusal: the closest articles, as reading, not answer
     short: dict = field(default_factory=dict)  # the number, date or name asked for, in a quote (`rag.short`)
+    more: list[Citation] = field(default_factory=list)  # quotes set aside for a sure short answer: Sources only
 
     def to_dict(self) -> dict:
         return asdict(self)

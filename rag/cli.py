@@ -123,6 +123,8 @@ def _print_answer(result) -> None:
         )
         days = "".join(f"\n    ({d['text']} = {spell_day(d['date'])})" for d in c.dates)
         print(f"\n[{c.n}] {c.title} ({where})\n    {c.quote}{days}{also}")
+    if result.more:
+        print(f"\n(more from the articles: {'; '.join(f'[{c.n}] {c.title}' for c in result.more)})")
     if result.related:
         print("\nRelated reading (not an answer):")
         for r in result.related:

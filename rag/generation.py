@@ -20,6 +20,7 @@ from rag.articles import unpack_text
 from rag.embed import Embedder, model_fingerprint
 from rag.lexical import BM25
 from rag.query_encoder import QueryEncoder, UnsupportedModel
+from rag.reader import Reader, load_reader
 from rag.settings import Settings
 from rag.store import (
     BM25_CACHE,
@@ -77,6 +78,7 @@ class Generation:
             raise IndexMissing(f"no index at {self.index_dir}: run `make index` (or `rag index`)")
         self._embedder = embedder
         self._queries: QueryEncoder | Embedder | None = None
+        self._reader: Reader | bool | None = False  # False: not looked for yet
         self.lock = threading.RLock()  # also held by a caller that must read one generation across several calls
         self.generation = ""
         self._load()
@@ -190,6 +192,20 @@ class Generation:
                 except UnsupportedModel:
                     self._queries = self.embedder
             return self._queries
+
+    @property
+    def reader(self) -> Reader | None:
+        """The short-answer reader (`rag.reader`) over the numpy encoder, or None where `make reader` has not
+        built its weights (or the model folder is not one the numpy encoder reads)."""
+        with self.lock:
+            if self._reader is False:
+                queries = self.queries
+                try:
+                    encoder = queries if isinstance(queries, QueryEncoder) else QueryEncoder(self.settings.model)
+                    self._reader = load_reader(encoder, self.settings.reader)
+                except UnsupportedModel:
+                    self._reader = None
+            return self._reader
 
     def __len__(self) -> int:
         return len(self.chunk_ids)

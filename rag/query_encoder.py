@@ -80,6 +80,24 @@ def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float)
     return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
+def layer_weights(w: Callable[[str], np.ndarray], p: str) -> tuple:
+    """One BERT layer's weights as `QueryEncoder.run` multiplies them (`w` reads a tensor by name, as float32)."""
+    qkv = np.concatenate([w(p + f"attention.self.{n}.weight") for n in ("query", "key", "value")]).T
+    qkv_bias = np.concatenate([w(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")])
+    return (
+        np.ascontiguousarray(qkv),
+        qkv_bias,
+        np.ascontiguousarray(w(p + "attention.output.dense.weight").T),
+        w(p + "attention.output.dense.bias"),
+        (w(p + "attention.output.LayerNorm.weight"), w(p + "attention.output.LayerNorm.bias")),
+        np.ascontiguousarray(w(p + "intermediate.dense.weight").T),
+        w(p + "intermediate.dense.bias"),
+        np.ascontiguousarray(w(p + "output.dense.weight").T),
+        w(p + "output.dense.bias"),
+        (w(p + "output.LayerNorm.weight"), w(p + "output.LayerNorm.bias")),
+    )
+
+
 class QueryEncoder:
     """Embeds questions like the folder's sentence-transformers model does, in numpy."""
 
@@ -120,25 +138,7 @@ class QueryEncoder:
         self.positions = w("embeddings.position_embeddings.weight")
         self.token_type = w("embeddings.token_type_embeddings.weight")[0]
         self.emb_norm = (w("embeddings.LayerNorm.weight"), w("embeddings.LayerNorm.bias"))
-        self.layers = []
-        for i in range(int(config["num_hidden_layers"])):
-            p = f"encoder.layer.{i}."
-            qkv = np.concatenate([w(p + f"attention.self.{n}.weight") for n in ("query", "key", "value")]).T
-            qkv_bias = np.concatenate([w(p + f"attention.self.{n}.bias") for n in ("query", "key", "value")])
-            self.layers.append(
-                (
-                    np.ascontiguousarray(qkv),
-                    qkv_bias,
-                    np.ascontiguousarray(w(p + "attention.output.dense.weight").T),
-                    w(p + "attention.output.dense.bias"),
-                    (w(p + "attention.output.LayerNorm.weight"), w(p + "attention.output.LayerNorm.bias")),
-                    np.ascontiguousarray(w(p + "intermediate.dense.weight").T),
-                    w(p + "intermediate.dense.bias"),
-                    np.ascontiguousarray(w(p + "output.dense.weight").T),
-                    w(p + "output.dense.bias"),
-                    (w(p + "output.LayerNorm.weight"), w(p + "output.LayerNorm.bias")),
-                )
-            )
+        self.layers = [layer_weights(w, f"encoder.layer.{i}.") for i in range(int(config["num_hidden_layers"]))]
         self._centroid: np.ndarray | None = None
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -179,6 +179,10 @@ class QueryEncoder:
     def _states(self, texts: list[str], prompt: str) -> tuple[np.ndarray, Batch]:
         """The last layer's token states [batch, length, dim] and the tokenised batch."""
         batch = self.tokens.encode(texts, prompt)
+        return self.run(batch, self.layers), batch
+
+    def run(self, batch: Batch, layers: Sequence[tuple]) -> np.ndarray:
+        """The token states [batch, length, dim] after `layers` (`layer_weights` tuples) over the embeddings."""
         ids, mask = batch.input_ids, batch.attention_mask.astype(np.float32)
         n, length = ids.shape
         x = self.words[ids].astype(np.float32) + self.positions[:length] + self.token_type
@@ -187,7 +191,7 @@ class QueryEncoder:
         d = hidden // self.heads
         bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
         scale = np.float32(1.0 / np.sqrt(d))
-        for qkv, qkv_b, ao, ao_b, ln1, fi, fi_b, fo, fo_b, ln2 in self.layers:
+        for qkv, qkv_b, ao, ao_b, ln1, fi, fi_b, fo, fo_b, ln2 in layers:
             heads = (x @ qkv + qkv_b).reshape(n, length, 3, self.heads, d).transpose(2, 0, 3, 1, 4)
             q, k, v = heads[0], heads[1], heads[2]
             scores = (q * scale) @ k.transpose(0, 1, 3, 2) + bias
@@ -197,4 +201,4 @@ class QueryEncoder:
             inner = x @ fi + fi_b
             inner = 0.5 * inner * (1.0 + _erf(inner * np.float32(1.0 / np.sqrt(2.0))))
             x = _layer_norm(inner @ fo + fo_b + x, *ln2, self.eps)
-        return x.reshape(n, length, hidden), batch
+        return x.reshape(n, length, hidden)

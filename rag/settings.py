@@ -21,6 +21,8 @@ class Settings:
     seeds_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "seeds")  # RAG_SEEDS_DIR
     index_dir: Path = field(default_factory=lambda: PROJECT_ROOT / "index")  # RAG_INDEX_DIR
     model: str = str(PROJECT_ROOT / "models" / "multilingual-e5-small")  # RAG_MODEL: folder or hub id
+    # RAG_READER: folder of the short-answer reader's weights (`make reader`); without them, recognisers only
+    reader: Path = field(default_factory=lambda: PROJECT_ROOT / "models" / "reader")
     chunk_chars: int = 400  # RAG_CHUNK_CHARS: a chunk holds whole sentences up to this many characters
     chunk_overlap: int = 1  # RAG_CHUNK_OVERLAP: sentences shared by neighbouring chunks
     batch_size: int = 32  # RAG_BATCH_SIZE: texts per embedding batch
@@ -87,7 +89,7 @@ class Settings:
             except ValueError as exc:
                 raise ValueError(f"RAG_{f.name.upper()}={raw!r} is not a valid {kind}") from exc
         values.update({k: v for k, v in overrides.items() if v is not None})
-        for key in ("seeds_dir", "index_dir", "lexicon", "lexicon_cache", "refusal_model"):
+        for key in ("seeds_dir", "index_dir", "lexicon", "lexicon_cache", "refusal_model", "reader"):
             if key in values:
                 values[key] = Path(values[key])  # type: ignore[arg-type]
         return replace(cls(), **values)

@@ -78,7 +78,7 @@ class ShortAnswer:
     end: int
     citation: int
     doc_id: str
-    kind: str  # "number" | "date" | "person"
+    kind: str  # "number" | "date" | "person" | "span" (the reader's words, of no recognised kind)
     value: str  # "24", "2000000", "72" (unit "%"), "2015-07-26", "2015-07", "1989"; "" for a vague amount (عشرات);
     # a person's name as written
     unit: str = ""  # the unit word after the number, as written ("ساعة"), "" when none
@@ -88,6 +88,7 @@ class ShortAnswer:
     label_ar: str = ""  # a date spelled for an Arabic reader ("الأحد 26 يوليو 2015"); "" for a number
     score: float = 0.0  # how close the question's terms stand to it (`closeness`, less a little per citation rank)
     lead: float = 0.0  # its score less the next best candidate's of another value (its score when it is alone)
+    by: str = "recognisers"  # "reader" where `rag.reader` pointed at it (score and lead are then the reader's)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -345,6 +346,12 @@ def _candidates(
             arabic = spell_day(iso, arabic=True)
             found.append(ShortAnswer(text[a:b], a, b, c.n, c.doc_id, "date", iso, "", text[a:b], label, arabic))
     return found
+
+
+def candidates_in(kind: str, question: str, c, text: str, published: Callable[[str], str | None]) -> list[ShortAnswer]:
+    """The values of the asked kind inside citation `c`'s quote (`text` is its article), less those the question
+    names."""
+    return _candidates(kind, question, c, text, [], published)
 
 
 def _asked_name(name: str, matchers: list[Matcher]) -> bool:

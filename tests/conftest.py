@@ -10,6 +10,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Short answers from the recognisers, whether or not `make reader` has run here; tests/test_reader.py trains its own.
+os.environ["RAG_READER"] = str(Path(__file__).resolve().parent / "no-reader")
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
@@ -27,6 +29,7 @@ ANSWER_KEYS = {
     "partial",
     "related",
     "short",
+    "more",
 }
 ALBANIA_REASON = "قطع العلاقات الدبلوماسية مع طهران بسبب الهجمات الإلكترونية الإيرانية"
 

@@ -107,6 +107,7 @@ def extras(answer: Answer) -> dict[str, Any]:
         "partial",
         "related",
         "short",
+        "more",
     )
     return {k: data[k] for k in keys}
 

@@ -25,20 +25,28 @@ def sources_html(answer: Answer) -> str:
             '<div class="no-sources" dir="auto">No sources: the indexed articles do not cover this question.'
             f"{why}</div>{reading}"
         )
-    blocks = []
-    for c in answer.citations:
-        at = c.passage.find(c.quote)
-        before, after = (c.passage[:at], c.passage[at + len(c.quote) :]) if at >= 0 else ("", "")
+    blocks = [source_block(c) for c in answer.citations]
+    if answer.more:  # quotes set aside for a sure short answer: offered, collapsed
+        more = "\n".join(source_block(c, shown=False) for c in answer.more)
         blocks.append(
-            f'<details class="source" open><summary><span class="src-title" dir="auto">[{c.n}] '
-            f"{html.escape(c.title)}</span></summary>"
-            f'<div class="src-file">{html.escape(c.date[:10] or "date unknown")} · '
-            f"{html.escape(c.outlet) + ' · ' if c.outlet not in ('', c.source) else ''}{html.escape(c.source)} · "
-            f"characters {c.start}–{c.end} · score {c.score:.2f}{also_in(c)}</div>{resolved_days(c)}"
-            f'<div class="passage" dir="auto">{html.escape(before)}<mark>{html.escape(c.quote)}</mark>'
-            f"{html.escape(after)}</div></details>"
+            f'<details class="more"><summary>More from the articles ({len(answer.more)})</summary>{more}</details>'
         )
     return "\n".join(blocks)
+
+
+def source_block(c, shown: bool = True) -> str:
+    """One citation: its title, date, outlet and file, and its passage with the quote highlighted, escaped."""
+    at = c.passage.find(c.quote)
+    before, after = (c.passage[:at], c.passage[at + len(c.quote) :]) if at >= 0 else ("", "")
+    return (
+        f'<details class="source"{" open" if shown else ""}><summary><span class="src-title" dir="auto">[{c.n}] '
+        f"{html.escape(c.title)}</span></summary>"
+        f'<div class="src-file">{html.escape(c.date[:10] or "date unknown")} · '
+        f"{html.escape(c.outlet) + ' · ' if c.outlet not in ('', c.source) else ''}{html.escape(c.source)} · "
+        f"characters {c.start}–{c.end} · score {c.score:.2f}{also_in(c)}</div>{resolved_days(c)}"
+        f'<div class="passage" dir="auto">{html.escape(before)}<mark>{html.escape(c.quote)}</mark>'
+        f"{html.escape(after)}</div></details>"
+    )
 
 
 def resolved_days(c) -> str:
