@@ -23,7 +23,7 @@ from rag.answering import (
 from rag.dates import relative_days
 from rag.language import is_cross_lingual
 from rag.quotes import tight_span
-from rag.reader import asks_fact, read_short
+from rag.reader import asked_kind, asks_fact, read_short
 from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex
 from rag.short import asks_for, question_matchers, short_answer, short_line
@@ -44,12 +44,12 @@ def with_short_answer(index: SearchIndex, answer: Answer, question: str) -> str:
     puts it first ("24 hours — «24 ساعة» [1]", "Sunday 26 July 2015 — «أمس (الأحد)» [1]"), or "" when none is sure
     enough. The reader (`rag.reader`, where built) points at the answer; without it, or when it is unsure, the
     number, date and name recognisers look for the value asked for (`rag.short`)."""
-    kind = asks_for(question)
     reader = index.reader if asks_fact(question) else None
-    short = (
-        read_short(reader, question, kind, answer.citations, index.article_text, index.dates.get) if reader else None
-    )
-    if short is None and kind:
+    short = None
+    if reader:
+        kind = asked_kind(question)
+        short = read_short(reader, question, kind, answer.citations, index.article_text, index.dates.get)
+    if short is None and asks_for(question):
         matchers = question_matchers(index, question)
         short = short_answer(question, answer.citations, index.article_text, matchers, index.dates.get)
     if short is None:

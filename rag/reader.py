@@ -19,7 +19,7 @@ import numpy as np
 
 from rag.names import romanize
 from rag.query_encoder import QueryEncoder, layer_weights, read_safetensors
-from rag.short import ShortAnswer, candidates_in
+from rag.short import ShortAnswer, asks_for, candidates_in
 
 READER_FILE = "reader.safetensors"
 MAX_SPAN_TOKENS = 24
@@ -31,10 +31,17 @@ _LAYER = re.compile(r"^encoder\.layer\.(\d+)\.")
 READER_GATE = 9.0
 # Quotes read, first citations first: the first holds the evidence far more often than the next ones.
 READER_QUOTES = 1
-# Questions that ask for a reason or a manner, not a fact: no short answer.
+# Questions that ask for a reason or a manner, not a fact: no short answer, and the cause sentence stays whole.
 _NOT_FACT = re.compile(
-    r"(?:^|\W)(?:why|how(?! (?:many|much|long|old|far|big|large|tall|often))|explain|describe|"
-    r"لماذا|لم|كيف|اشرح)(?:\W|$)",
+    r"(?:^|\W)(?:why|how(?! (?:many|much|long|old|far|big|large|tall|often))|explain|describe|what caused|"
+    r"(?:what is|what was|what's) the (?:reason|cause)|for what reason|what led to|"
+    r"لماذا|لم|كيف|اشرح|ما (?:هو |هي )?(?:سبب|أسباب|اسباب|السبب)|ما الذي (?:أدى|ادى|دفع)|بسبب ماذا)(?:\W|$)",
+    re.IGNORECASE,
+)
+# Amounts asked for without "how many": a share, a percentage, a number of ... (`rag.short.asks_for` reads the rest).
+_ASKS_AMOUNT = re.compile(
+    r"(?:^|\W)(?:what|which) (?:share|percentage|proportion|number|amount|rate)|"
+    r"(?:ما|كم) (?:هي |هو )?(?:نسبة|عدد|حجم|مقدار|قيمة)(?:\W|$)",
     re.IGNORECASE,
 )
 _EDGE = " \t\n\u00a0،,.؛;:!؟?\"'«»()[]{}-–—"
@@ -101,6 +108,12 @@ def _trim(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+def asked_kind(question: str) -> str:
+    """What the question asks for as `rag.short.asks_for` reads it, and "number" for a share, a percentage or a
+    number of something."""
+    return asks_for(question) or ("number" if _ASKS_AMOUNT.search(question) else "")
+
+
 def asks_fact(question: str) -> bool:
     """Whether the question asks for a fact the reader can point at (not why, not how)."""
     return not _NOT_FACT.search(question)
@@ -127,7 +140,7 @@ def read_short(
     gate: float | None = None,
 ) -> ShortAnswer | None:
     """The reader's answer in the first quotes, or None below `gate`. Where it covers a value of the asked `kind`
-    (`rag.short.asks_for`), that value is the answer, typed (a number with its unit, an ISO date, a name in Latin
+    (`asked_kind`), that value is the answer, typed (a number with its unit, an ISO date, a name in Latin
     letters); otherwise the span as read (kind "span"). `gate` defaults to `READER_GATE`."""
     gate = READER_GATE if gate is None else gate
     cites = citations[:READER_QUOTES]
@@ -141,6 +154,8 @@ def read_short(
     c, text = cites[best.passage], texts[best.passage]
     a, b = c.start + best.start, c.start + best.end
     typed = [s for s in candidates_in(kind, question, c, text, published) if s.start < b and a < s.end] if kind else []
+    if kind in ("number", "date") and not typed:  # a number or a date asked for, and the span holds none
+        return None
     if typed:
         short = max(typed, key=lambda s: min(b, s.end) - max(a, s.start))
     else:

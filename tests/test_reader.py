@@ -11,7 +11,7 @@ import pytest
 
 from rag import answer
 from rag.query_encoder import QueryEncoder, read_safetensors
-from rag.reader import READER_FILE, Reader, asks_fact, load_reader
+from rag.reader import READER_FILE, Reader, asked_kind, asks_fact, load_reader
 
 SEED = next((Path(__file__).resolve().parent.parent / "seeds").glob("*.txt"))
 DECISION = "قطع العلاقات الدبلوماسية مع طهران"
@@ -105,10 +105,19 @@ def test_no_reader_or_a_damaged_one_leaves_the_recognisers(tmp_path, model_dir, 
         ("How did Iran respond?", False),
         ("لماذا قطعت ألبانيا العلاقات؟", False),
         ("كم ساعة منحت؟", True),
+        ("ما سبب الحريق الذي اندلع في القرية؟", False),
+        ("What caused the fire?", False),
     ],
 )
 def test_why_and_how_questions_are_not_fact_questions(question, fact):
     assert asks_fact(question) is fact
+
+
+def test_a_share_or_a_number_of_is_an_amount():
+    # the reader's span must then hold a number, or it is not given
+    assert asked_kind("What share of road accidents is caused by human error?") == "number"
+    assert asked_kind("ما عدد الحجاج هذا العام؟") == asked_kind("How many pilgrims?") == "number"
+    assert asked_kind("What did the Albanian government decide?") == ""
 
 
 def test_a_sure_reader_answer_is_shown_with_its_own_quote_alone(reader_dir, settings, seed_index, monkeypatch):
