@@ -1,6 +1,7 @@
 """Short answers, measured: SQuAD-style exact match and F1 against gold spans, and news answers' shape.
 
-Usage: python -m bench.shortbench [--half tune|test] [--shared ../shared] [--sweep | --sweep-reader | --quotes]
+Usage: python -m bench.shortbench [--half tune|test] [--shared ../shared]
+       [--sweep | --sweep-reader | --reader-cost | --quotes]
 
 - XQuAD English->Arabic and Arabic->Arabic (gold `answer_ar`) over the whole XQuAD index, and ARCD-test over its own
   index: F1 over every question (no short answer scores 0), and over the questions that ask for a number, a date
@@ -221,6 +222,29 @@ def sweep_reader(root: Path, settings: Settings, embedder) -> None:
         )
 
 
+def reader_cost(root: Path, settings: Settings, n: int = 30) -> None:
+    """answer() time with and without the reader, interleaved in one run (the news index, news dev fact questions):
+    a ratio on this machine, not a timing to compare across machines."""
+    import dataclasses
+    import time
+
+    from rag.chain import make_chain
+    from rag.retrieve import SearchIndex
+
+    on = make_chain(SearchIndex(WORK / "news-index", settings))
+    off = make_chain(SearchIndex(WORK / "news-index", dataclasses.replace(settings, reader=WORK / "no-reader")))
+    kinds = ("how_many", "who", "where", "when", "what")
+    questions = [i.questions[0] for i in news_dev(root) if i.type in kinds][:n]
+    times: dict[str, list[float]] = {"with": [], "without": []}
+    for q in questions[:3] + questions:  # the first three warm both up
+        for name, chain in (("with", on), ("without", off)):
+            t = time.perf_counter()
+            chain.invoke(q)
+            times[name].append(time.perf_counter() - t)
+    with_, without = (statistics.median(times[k][3:]) * 1000 for k in ("with", "without"))
+    print(f"answer() p50 over {len(questions)} questions: {with_:.0f} ms with the reader, {without:.0f} ms without")
+
+
 def _cited(a, evidence: list[str]) -> list[tuple[int, int, bool]]:
     """Each citation of answer `a`: its number where it holds the reader's short answer (else 0), its characters,
     and whether it holds an evidence span."""
@@ -340,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--half", choices=("tune", "test"), default="test")
     parser.add_argument("--sweep", action="store_true", help="right and wrong short answers by lead (tuning halves)")
     parser.add_argument("--quotes", action="store_true", help="quote shape over margins and RAG_QUOTE_CHARS")
+    parser.add_argument("--reader-cost", action="store_true", help="answer() time with and without the reader")
     parser.add_argument("--sweep-reader", action="store_true", help="right and wrong reader answers by gate (tuning)")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
@@ -349,6 +374,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quotes:
         quote_grid(root, settings, args.half)
+        return 0
+    if args.reader_cost:
+        reader_cost(root, settings)
         return 0
     if args.sweep_reader:
         sweep_reader(root, settings, Embedder(str(settings.model), settings.precision))
