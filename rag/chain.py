@@ -97,15 +97,15 @@ def keep_holding(answer: Answer, gate: float | None = None) -> None:
     answer.citations = [c for c in answer.citations if c.n == n]
 
 
-def present(index: SearchIndex, answer: Answer, question: str, asked: str) -> None:
+def present(index: SearchIndex, answer: Answer, question: str, asked: str, short: bool = True) -> None:
     """An extractive answer made ready to show: its citations dated, the short answer found (for the question as
-    `asked`), only the quote that holds a sure one kept, long quotes cut to the clauses that hold `question`, and the
-    text written from them."""
+    `asked`; none when not `short`), only the quote that holds a sure one kept, long quotes cut to the clauses that
+    hold `question`, and the text written from them."""
     stamp_citations(index, answer.citations)
-    short = with_short_answer(index, answer, asked)
+    line = with_short_answer(index, answer, asked) if short else ""
     keep_holding(answer)
     tighten_quotes(index, answer, question)
-    answer.text = "\n".join(t for t in (short, quoted_text(answer.citations)) if t)
+    answer.text = "\n".join(t for t in (line, quoted_text(answer.citations)) if t)
 
 
 @dataclass
@@ -212,9 +212,11 @@ def decision_chain(
             answer = refused(index, asked, x["search"], x["docs"], where)
         else:
             answer = quote(question, x["docs"], x["evidence"])
-            present(index, answer, question, asked)
-            # the quotes were chosen for the question itself (a follow-up's context only retrieved)
-            flag_partial(answer, partial_note(index, question, answer.citations, model.partial_cut_for(cross)))
+            # the quotes were chosen for the question itself (a follow-up's context only retrieved); where they miss
+            # much of it, no short answer is put first: the quotes do not say what it would assert
+            note = partial_note(index, question, answer.citations, model.partial_cut_for(cross))
+            present(index, answer, question, asked, short=not note)
+            flag_partial(answer, note)
             if composer is not None:
                 passages = composer.passages(x["evidence"])
         answer.question, answer.confidence, answer.searched_question = asked, round(x["confidence"], 4), x["search"]

@@ -117,6 +117,15 @@ def test_arabic_question_gets_the_span_first_and_a_why_question_none(seed_index)
     assert why.found and not why.short and not why.text.startswith("«")
 
 
+def test_a_partial_answer_puts_no_value_first(seed_index):
+    # its quotes name the cyberattack but not Britain: «راما» (Albania's prime minister, named in them) came first
+    a = answer("من الذي اتهمته بريطانيا بالهجوم السيبراني على ألبانيا؟", index_dir=seed_index)
+    if a.partial:
+        assert not a.short and a.text.splitlines()[1] == a.citations[0].quote.splitlines()[0]
+    else:  # the quotes found Britain's statement: then whatever comes first is in it
+        assert not a.short or "بريطانيا" in a.citations[0].quote
+
+
 # A run-on news sentence (commas only) with the deadline deep inside it.
 RUN_ON = (
     "وقال المتحدث باسم وزارة الخارجية في مؤتمر صحفي عقده في العاصمة صباح اليوم، بحضور عدد من الصحفيين المحليين "
