@@ -97,15 +97,18 @@ def keep_holding(answer: Answer, gate: float | None = None) -> None:
     answer.citations = [c for c in answer.citations if c.n == n]
 
 
-def present(index: SearchIndex, answer: Answer, question: str, asked: str, short: bool = True) -> None:
+def present(index: SearchIndex, answer: Answer, question: str, asked: str, partial_cut: float | None = None) -> None:
     """An extractive answer made ready to show: its citations dated, the short answer found (for the question as
-    `asked`; none when not `short`), only the quote that holds a sure one kept, long quotes cut to the clauses that
-    hold `question`, and the text written from them."""
+    `asked`), only the quote that holds a sure one kept, long quotes cut to the clauses that hold `question`, and the
+    text written from them. With `partial_cut`, quotes that miss much of `question` are flagged partial first
+    (`rag.refusal.partial_note`), and then no short answer is put first: the quotes do not say what it would assert."""
+    note = partial_note(index, question, answer.citations, partial_cut) if partial_cut is not None else ""
     stamp_citations(index, answer.citations)
-    line = with_short_answer(index, answer, asked) if short else ""
+    line = "" if note else with_short_answer(index, answer, asked)
     keep_holding(answer)
     tighten_quotes(index, answer, question)
     answer.text = "\n".join(t for t in (line, quoted_text(answer.citations)) if t)
+    flag_partial(answer, note)
 
 
 @dataclass
@@ -212,11 +215,8 @@ def decision_chain(
             answer = refused(index, asked, x["search"], x["docs"], where)
         else:
             answer = quote(question, x["docs"], x["evidence"])
-            # the quotes were chosen for the question itself (a follow-up's context only retrieved); where they miss
-            # much of it, no short answer is put first: the quotes do not say what it would assert
-            note = partial_note(index, question, answer.citations, model.partial_cut_for(cross))
-            present(index, answer, question, asked, short=not note)
-            flag_partial(answer, note)
+            # the quotes were chosen for the question itself (a follow-up's context only retrieved)
+            present(index, answer, question, asked, model.partial_cut_for(cross))
             if composer is not None:
                 passages = composer.passages(x["evidence"])
         answer.question, answer.confidence, answer.searched_question = asked, round(x["confidence"], 4), x["search"]
