@@ -91,6 +91,14 @@ def news_index(root: Path, settings: Settings, embedder) -> Path:
     return WORK / "news-index"
 
 
+def xquad_index(root: Path, settings: Settings, embedder) -> Path:
+    """Every XQuAD paragraph as one corpus: built (incrementally), then its folder."""
+    contexts, *_ = xquad(root)
+    write_bulk(WORK / "xquad-seeds", "xquad.jsonl", contexts)
+    build_index(WORK / "xquad-seeds", WORK / "xquad-index", settings=settings, embedder=embedder, progress=True)
+    return WORK / "xquad-index"
+
+
 def evidence_found(quotes: list[str], evidence: list[str]) -> bool:
     return any(e in q for q in quotes for e in evidence)
 

@@ -25,10 +25,9 @@ from pathlib import Path
 import numpy as np
 
 import rag.verify as verify
-from bench.calibrate import WORK, paragraph_passage, xquad_quarter
-from bench.data import data_dir, write_bulk, xquad
+from bench.calibrate import WORK, paragraph_passage, xquad_index, xquad_quarter
+from bench.data import data_dir, xquad
 from rag import llm
-from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.markers import strip_markers
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
@@ -216,10 +215,7 @@ def claim_figures(
 ) -> dict:
     """Support alone against support plus the content checks, on the given halves (`n` claims at most, sampled
     with a fixed seed); with `refit`, the claim model is fitted on the tuning half first."""
-    contexts, *_ = xquad(root)
-    write_bulk(WORK / "xquad-seeds", "xquad.jsonl", contexts)
-    build_index(WORK / "xquad-seeds", WORK / "xquad-index", settings=settings, embedder=embedder, progress=True)
-    index = SearchIndex(WORK / "xquad-index", settings, embedder=embedder)
+    index = SearchIndex(xquad_index(root, settings, embedder), settings, embedder=embedder)
     claims = [c for c in claim_set(root) if c["half"] in halves or refit]
     if n is not None and n < len(claims):
         claims = random.Random(0).sample(claims, n)

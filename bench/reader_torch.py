@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from rag.jsoncache import temp_beside
 from rag.query_encoder import read_safetensors
 
 _NAMES = {
@@ -119,7 +120,6 @@ def train_and_save(
     model: Path, config: dict, rows: list, out: Path, n_layers: int, epochs: int, lr: float, seed: int
 ) -> None:
     torch.manual_seed(seed)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     raw = read_safetensors(model / "model.safetensors")
     prefix = "" if "embeddings.word_embeddings.weight" in raw else "bert."
     total = int(config["num_hidden_layers"])
@@ -159,7 +159,7 @@ def train_and_save(
     tensors = {k: v for i, layer in enumerate(top) for k, v in layer.state(f"encoder.layer.{first + i}.").items()}
     tensors["qa.weight"], tensors["qa.bias"] = head.weight.detach().clone(), head.bias.detach().clone()
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
+    tmp = temp_beside(out)
     save_file(tensors, str(tmp), metadata={"first_trained_layer": str(first), "seed": str(seed)})
     tmp.replace(out)
 

@@ -175,20 +175,17 @@ def sweep_reader(root: Path, settings: Settings, embedder) -> None:
     RAG_READER (`make reader`)."""
     import rag.chain
     import rag.reader
-    from bench.calibrate import news_index, xquad_quarter
-    from rag.building import build_index
+    from bench.calibrate import news_index, xquad_index, xquad_quarter
     from rag.chain import make_chain
     from rag.reader import asks_fact
     from rag.retrieve import SearchIndex
 
-    contexts, en, ar, titles = xquad(root)
+    _, en, ar, titles = xquad(root)
     quarter = xquad_quarter(titles)
-    write_bulk(WORK / "xquad-seeds", "xquad.jsonl", contexts)
-    build_index(WORK / "xquad-seeds", WORK / "xquad-index", settings=settings, embedder=embedder, progress=True)
-    xquad_index = SearchIndex(WORK / "xquad-index", settings, embedder=embedder)
-    xquad_chain = make_chain(xquad_index)
+    xq_index = SearchIndex(xquad_index(root, settings, embedder), settings, embedder=embedder)
+    xquad_chain = make_chain(xq_index)
     news = make_chain(SearchIndex(news_index(root, settings, embedder), settings, embedder=embedder))
-    if xquad_index.reader is None:
+    if xq_index.reader is None:
         raise SystemExit(f"no reader at {settings.reader}: run `make reader`")
     rows: dict[str, list[tuple[float, bool, list[tuple[int, int, bool]]]]] = {}
 
@@ -331,17 +328,15 @@ def quote_grid(root: Path, settings: Settings, half: str = "tune") -> None:
 def short_figures(root: Path, settings: Settings, embedder, half: str = "test") -> dict:
     """Short-answer figures on one half: XQuAD articles by quarter (0, 1 tune; 2, 3 test), ARCD-test split in two by
     position (even tune, odd test), news dev by its own halves."""
-    from bench.calibrate import news_index, xquad_quarter
+    from bench.calibrate import news_index, xquad_index, xquad_quarter
     from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
     from rag.chain import make_chain
     from rag.retrieve import SearchIndex
 
-    contexts, en, ar, titles = xquad(root)
+    _, en, ar, titles = xquad(root)
     quarter = xquad_quarter(titles)
     keep = (0, 1) if half == "tune" else (2, 3)
-    write_bulk(WORK / "xquad-seeds", "xquad.jsonl", contexts)
-    build_index(WORK / "xquad-seeds", WORK / "xquad-index", settings=settings, embedder=embedder, progress=True)
-    chain = make_chain(SearchIndex(WORK / "xquad-index", settings, embedder=embedder))
+    chain = make_chain(SearchIndex(xquad_index(root, settings, embedder), settings, embedder=embedder))
     out = {
         "xquad en->ar": span_rows(chain, [q for q in en if quarter[q.context_id] in keep]),
         "xquad ar->ar": span_rows(chain, [q for q in ar if quarter[q.context_id] in keep]),

@@ -23,7 +23,7 @@ from rag.answering import (
 from rag.dates import relative_days
 from rag.language import is_cross_lingual
 from rag.quotes import tight_span
-from rag.reader import asked_kind, asks_fact, read_short
+from rag.reader import asks_fact, read_short
 from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex
 from rag.short import asks_for, question_matchers, short_answer, short_line
@@ -45,10 +45,7 @@ def with_short_answer(index: SearchIndex, answer: Answer, question: str) -> str:
     enough. The reader (`rag.reader`, where built) points at the answer; without it, or when it is unsure, the
     number, date and name recognisers look for the value asked for (`rag.short`)."""
     reader = index.reader if asks_fact(question) else None
-    short = None
-    if reader:
-        kind = asked_kind(question)
-        short = read_short(reader, question, kind, answer.citations, index.article_text, index.dates.get)
+    short = read_short(reader, question, answer.citations, index.article_text, index.dates.get) if reader else None
     if short is None and asks_for(question):
         matchers = question_matchers(index, question)
         short = short_answer(question, answer.citations, index.article_text, matchers, index.dates.get)
@@ -87,10 +84,9 @@ def tighten_quotes(index: SearchIndex, answer: Answer, question: str) -> None:
 ALONE_GATE = 10.0
 
 
-def keep_holding(answer: Answer, gate: float | None = None) -> None:
+def keep_holding(answer: Answer) -> None:
     """Only the citation that holds a sure reader answer stays in the answer; the others go to `answer.more`."""
-    gate = ALONE_GATE if gate is None else gate
-    if answer.short.get("by") != "reader" or answer.short["lead"] < gate:
+    if answer.short.get("by") != "reader" or answer.short["lead"] < ALONE_GATE:
         return
     n = answer.short["citation"]
     answer.more = [c for c in answer.citations if c.n != n]

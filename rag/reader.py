@@ -135,24 +135,22 @@ def load_reader(encoder: QueryEncoder, folder: str | Path) -> Reader | None:
 def read_short(
     reader: Reader,
     question: str,
-    kind: str,
     citations: list,
     article_text: Callable[[str], str],
     published: Callable[[str], str | None] = lambda doc_id: None,
-    gate: float | None = None,
 ) -> ShortAnswer | None:
-    """The reader's answer in the first quotes, or None below `gate`. Where it covers a value of the asked `kind`
-    (`asked_kind`), that value is the answer, typed (a number with its unit, an ISO date, a name in Latin
-    letters); otherwise the span as read (kind "span"). `gate` defaults to `READER_GATE`."""
-    gate = READER_GATE if gate is None else gate
+    """The reader's answer in the first quotes, or None below `READER_GATE`. Where it covers a value of the kind
+    asked for (`asked_kind`), that value is the answer, typed (a number with its unit, an ISO date, a name in Latin
+    letters); otherwise the span as read (kind "span")."""
     cites = citations[:READER_QUOTES]
     if not cites:
         return None
     texts = [article_text(c.doc_id) for c in cites]
     spans = reader.read(question, [t[c.start : c.end] for t, c in zip(texts, cites, strict=True)])
     best = max(spans, key=lambda x: x.score)
-    if best.score < gate or best.end <= best.start:
+    if best.score < READER_GATE or best.end <= best.start:
         return None
+    kind = asked_kind(question)
     c, text = cites[best.passage], texts[best.passage]
     a, b = c.start + best.start, c.start + best.end
     typed = [s for s in candidates_in(kind, question, c, text, published) if s.start < b and a < s.end] if kind else []
