@@ -25,7 +25,7 @@ from bench.leftout import leftout_news_index, paragraph_questions, xquad_paragra
 from rag.answering import EvidenceWeights, score_sentences
 from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.embed import Embedder
-from rag.refusal import FEATURES, RefusalModel, refusal_features
+from rag.refusal import FEATURES, READER_FEATURES, RefusalModel, reader_score, refusal_features
 from rag.retrieve import HybridRetriever, SearchIndex
 from rag.settings import PROJECT_ROOT, Settings
 
@@ -164,14 +164,25 @@ def grid_evidence(root: Path, settings: Settings, embedder) -> None:
 
 
 def feature_rows(index: SearchIndex, questions: list[str]) -> np.ndarray:
+    """READER_FEATURES of each question where the index has a reader (`make reader`), else FEATURES."""
     retriever = HybridRetriever(index=index)
+    reader = index.reader
+    names = READER_FEATURES if reader is not None else FEATURES
     rows = []
     for q in questions:
         docs = retriever.invoke(q)
         evidence = score_sentences(index, q, docs)
-        f = refusal_features(index, q, docs, evidence)
-        rows.append([f[name] for name in FEATURES])
-    return np.array(rows, dtype=np.float64)
+        f = refusal_features(index, q, docs, evidence, reader_score(reader, q, evidence) if reader else None)
+        rows.append([f[name] for name in names])
+    return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+
+
+def probabilities(index: SearchIndex, model: RefusalModel, questions: list[str]) -> tuple[np.ndarray, RefusalModel]:
+    """The probability that the corpus answers each question, and the model that gave it (as `rag.chain` decides)."""
+    rows = feature_rows(index, questions)
+    decides = model.with_reader if rows.shape[1] == len(READER_FEATURES) and model.with_reader else model
+    rows = rows[:, : len(decides.features)]
+    return np.array([decides.probability(dict(zip(decides.features, r, strict=True))) for r in rows]), decides
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 10.0):
@@ -195,11 +206,12 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 10.0):
     return mean, scale, theta
 
 
-def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Features and labels (1 = the corpus answers it) of every tuning question, by group."""
+def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Features, labels (1 = the corpus answers it) and "seen by the reader" (questions `bench.train_reader` trained
+    on: XQuAD's first quarter) of every tuning question, by group."""
     _, en, ar, titles = xquad(root)
     quarter = xquad_quarter(titles)
-    groups = {}  # name -> (features, labels)
+    groups = {}  # name -> (features, labels, seen)
     for swapped in (False, True):
         index_dir, indexed = xquad_split_index(root, settings, embedder, swapped)
         index = SearchIndex(index_dir, settings, embedder=embedder)
@@ -208,7 +220,7 @@ def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[
             log(f"features: XQuAD {lang} {'swapped' if swapped else 'first'} split ({len(tune)} questions)")
             x = feature_rows(index, [q.text for q in tune])
             y = np.array([q.context_id in indexed for q in tune], dtype=np.float64)
-            groups[f"xquad-{lang}-{int(swapped)}"] = (x, y)
+            groups[f"xquad-{lang}-{int(swapped)}"] = (x, y, np.array([quarter[q.context_id] == 0 for q in tune]))
     for swapped in (False, True):  # half the paragraphs of every article: same topic, other facts
         index_dir, kept = xquad_paragraph_index(root, settings, embedder, swapped)
         index = SearchIndex(index_dir, settings, embedder=embedder)
@@ -217,7 +229,8 @@ def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[
             log(f"features: XQuAD {lang} paragraph split {int(swapped)} ({len(tune)} questions)")
             pairs = paragraph_questions(tune, kept)
             x = feature_rows(index, [q for q, _ in pairs])
-            groups[f"xpara-{lang}-{int(swapped)}"] = (x, np.array([a for _, a in pairs], dtype=np.float64))
+            seen = np.array([quarter[q.context_id] == 0 for q in tune])
+            groups[f"xpara-{lang}-{int(swapped)}"] = (x, np.array([a for _, a in pairs], dtype=np.float64), seen)
     index = SearchIndex(WORK / "news-index", settings, embedder=embedder)
     every = news_dev(root)
     leftout = SearchIndex(
@@ -230,17 +243,35 @@ def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[
         log(f"features: news {lang} ({len(items)} questions)")
         x = feature_rows(index, [i.questions[0] for i in items])
         y = np.array([i.kind != "unanswerable" for i in items], dtype=np.float64)
-        groups[f"news-{lang}"] = (x, y)
+        groups[f"news-{lang}"] = (x, y, np.zeros(len(y), dtype=bool))
         answerable = [i.questions[0] for i in items if i.kind != "unanswerable"]
         log(f"features: news {lang}, answers left out ({len(answerable)} questions)")
-        groups[f"news-leftout-{lang}"] = (feature_rows(leftout, answerable), np.zeros(len(answerable)))
-    cache = {"features": list(FEATURES), "groups": {k: [x.tolist(), y.tolist()] for k, (x, y) in groups.items()}}
+        x, none = feature_rows(leftout, answerable), np.zeros(len(answerable), dtype=bool)
+        groups[f"news-leftout-{lang}"] = (x, none.astype(np.float64), none)
+    width = next(iter(groups.values()))[0].shape[1]
+    cache = {
+        "features": list(READER_FEATURES if width > len(FEATURES) else FEATURES),
+        "groups": {k: [x.tolist(), y.tolist(), seen.tolist()] for k, (x, y, seen) in groups.items()},
+    }
     (WORK / "refusal-features.json").write_text(json.dumps(cache))
     return groups
 
 
-def calibrate(groups: dict[str, tuple[np.ndarray, np.ndarray]], settings: Settings, write: bool) -> RefusalModel:
-    """Fit the refusal model on the tuning groups and choose its threshold; write it unless told not to."""
+def calibrate(groups: dict[str, tuple], settings: Settings, write: bool) -> RefusalModel:
+    """Fit the refusal model on the tuning groups and choose its thresholds; with the reader's feature in the rows,
+    fit `with_reader` beside it on the questions the reader was not trained on. Written unless told not to."""
+    model = fit_model({k: (x[:, : len(FEATURES)], y) for k, (x, y, _) in groups.items()}, FEATURES)
+    if next(iter(groups.values()))[0].shape[1] == len(READER_FEATURES):
+        log("with the reader's feature, on the questions it did not train on:")
+        model.with_reader = fit_model({k: (x[~seen], y[~seen]) for k, (x, y, seen) in groups.items()}, READER_FEATURES)
+    if write:
+        settings.refusal_model.write_text(model.to_json() + "\n", encoding="utf-8")
+        log(f"wrote {settings.refusal_model}")
+    return model
+
+
+def fit_model(groups: dict[str, tuple[np.ndarray, np.ndarray]], features: tuple[str, ...]) -> RefusalModel:
+    """A refusal model over `features` (the groups' columns) and its two thresholds."""
     # Every group weighs the same in the fit, and within a group both classes weigh the same (news groups weighed
     # 2, 4 and 8 times as much fitted worse on the tuning groups).
     xs, ys, ws = [], [], []
@@ -253,12 +284,12 @@ def calibrate(groups: dict[str, tuple[np.ndarray, np.ndarray]], settings: Settin
     x, y = np.vstack(xs), np.concatenate(ys)
     w = np.concatenate([a + b for a, b in zip(ws[::2], ws[1::2], strict=True)])
     mean, scale, theta = fit_logistic(x, y, w)
-    model = RefusalModel(FEATURES, mean.tolist(), scale.tolist(), theta[1:].tolist(), float(theta[0]), 0.5, 0.5)
+    model = RefusalModel(features, mean.tolist(), scale.tolist(), theta[1:].tolist(), float(theta[0]), 0.5, 0.5)
 
     def rates(t: float) -> dict[str, tuple[float, float]]:
         out = {}
         for name, (gx, gy) in groups.items():
-            p = np.array([model.probability(dict(zip(FEATURES, row, strict=True))) for row in gx])
+            p = np.array([model.probability(dict(zip(features, row, strict=True))) for row in gx])
             refused = float((p[gy == 0] < t).mean()) if (gy == 0).any() else 1.0
             out[name] = (refused, float((p[gy == 1] >= t).mean()) if (gy == 1).any() else 1.0)
         return out
@@ -282,16 +313,13 @@ def calibrate(groups: dict[str, tuple[np.ndarray, np.ndarray]], settings: Settin
             model.threshold_cross = round(best, 2)
     for t in (0.1, 0.2, 0.3, 0.4, 0.5, model.threshold, model.threshold_cross):
         log(f"threshold {t:.2f}: " + ", ".join(f"{k} {a:.2f}/{b:.2f}" for k, (a, b) in rates(t).items()))
-    log("weights: " + ", ".join(f"{n} {c:+.2f}" for n, c in zip(FEATURES, model.coef, strict=True)))
+    log("weights: " + ", ".join(f"{n} {c:+.2f}" for n, c in zip(features, model.coef, strict=True)))
     floors = ", ".join(f"{k} {v:.2f}" for k, v in ANSWERED_FLOOR.items())
     model.note = (
         "fitted by `python -m bench.calibrate` on the tuning halves of XQuAD (both half-indexed splits) and the news "
         f"dev set; thresholds {model.threshold} (Arabic) and {model.threshold_cross} (Latin script): most refused "
         f"while answering at least: {floors}"
     )
-    if write:
-        settings.refusal_model.write_text(model.to_json() + "\n", encoding="utf-8")
-        log(f"wrote {settings.refusal_model}")
     return model
 
 
@@ -318,9 +346,13 @@ def main(argv: list[str] | None = None) -> int:
         tune_followups(root, settings, embedder)
         return 0
     cached = WORK / "refusal-features.json"
-    if args.cached and cached.is_file() and json.loads(cached.read_text())["features"] == list(FEATURES):
+    if (
+        args.cached
+        and cached.is_file()
+        and json.loads(cached.read_text())["features"] in (list(FEATURES), list(READER_FEATURES))
+    ):
         data = json.loads(cached.read_text())["groups"]
-        groups = {k: (np.array(x), np.array(y)) for k, (x, y) in data.items()}
+        groups = {k: (np.array(x), np.array(y), np.array(seen, dtype=bool)) for k, (x, y, seen) in data.items()}
     else:
         groups = collect_groups(root, settings, embedder)
     model = calibrate(groups, settings, write=not args.no_write)
@@ -364,10 +396,11 @@ def calibrate_partial(root: Path, settings: Settings, embedder, model: RefusalMo
             f"partial cut {lang}: {cut:.2f} flags {float((right >= cut).mean()):.2f} of {len(right)} right answers "
             f"and {flagged:.2f} of {len(g['leftout'])} answered left-out questions"
         )
-        if lang == "ar":
-            model.partial_cut = round(cut, 2)
-        else:
-            model.partial_cut_cross = round(cut, 2)
+        for m in (model, model.with_reader) if model.with_reader else (model,):
+            if lang == "ar":
+                m.partial_cut = round(cut, 2)
+            else:
+                m.partial_cut_cross = round(cut, 2)
     if write:
         settings.refusal_model.write_text(model.to_json() + "\n", encoding="utf-8")
         log(f"wrote {settings.refusal_model}")

@@ -87,16 +87,6 @@ def paragraph_questions(questions: list[Question], kept: set[str]) -> list[tuple
     return [(q.text, q.context_id in kept) for q in questions]
 
 
-def _probabilities(index, model, questions: list[str]) -> np.ndarray:
-    """The refusal model's probability that the corpus answers each question (features as the calibration reads)."""
-    from bench.calibrate import feature_rows
-    from rag.refusal import FEATURES
-
-    return np.array(
-        [model.probability(dict(zip(FEATURES, row, strict=True))) for row in feature_rows(index, questions)]
-    )
-
-
 def sweep(p_neg: np.ndarray, p_pos: np.ndarray) -> dict[float, tuple[float, float]]:
     """Refused (of the unanswerable) and answered (of the answerable) at thresholds 0.05..0.95."""
     return {
@@ -111,7 +101,7 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
       beside the same questions answered on the full corpus, by language, with the trade-off curve;
     - XQuAD: test-quarter questions over half the paragraphs of every article (both halves in turn);
     - news dev unanswerable questions (test half) and the time dev set's out-of-range questions (every other one)."""
-    from bench.calibrate import news_index, xquad_quarter
+    from bench.calibrate import news_index, probabilities, xquad_quarter
     from bench.data import news_dev
     from rag.chain import make_chain
     from rag.refusal import RefusalModel
@@ -123,15 +113,21 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
     leftout = SearchIndex(
         leftout_news_index(root, every, settings, embedder, WORK / "news-index"), settings, embedder=embedder
     )
-    out: dict = {"threshold": f"{model.threshold} (Arabic), {model.threshold_cross} (Latin)", "news": {}, "xquad": {}}
+    decides = model.with_reader if model.with_reader and full.reader else model
+    out: dict = {
+        "threshold": f"{decides.threshold} (Arabic), {decides.threshold_cross} (Latin)",
+        "reader": decides is not model,
+        "news": {},
+        "xquad": {},
+    }
     full_chain, leftout_chain = make_chain(full), make_chain(leftout)
     test = [i for i in every if i.half == "test"]
     for lang in ("en", "ar"):
         items = [i for i in test if i.lang == lang and i.kind in ("single", "followup")]
         on_full = [full_chain.invoke(i.questions[0]) for i in items]
         on_leftout = [leftout_chain.invoke(i.questions[0]) for i in items]
-        p_pos = _probabilities(full, model, [i.questions[0] for i in items])
-        p_neg = _probabilities(leftout, model, [i.questions[0] for i in items])
+        p_pos, _ = probabilities(full, model, [i.questions[0] for i in items])
+        p_neg, _ = probabilities(leftout, model, [i.questions[0] for i in items])
         out["news"][lang] = {
             "n": len(items),
             "left-out refused": float(np.mean([not a.found for a in on_leftout])),
@@ -173,9 +169,9 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
             if quick:
                 qs = qs[::3]
             pairs = paragraph_questions(qs, kept)
-            p = _probabilities(index, model, [q for q, _ in pairs])
+            p, decides = probabilities(index, model, [q for q, _ in pairs])
             answerable = np.array([a for _, a in pairs])
-            threshold = model.threshold_for(lang == "en")
+            threshold = decides.threshold_for(lang == "en")
             row = {
                 "threshold": threshold,
                 "refused (paragraph left out)": float((p[~answerable] < threshold).mean()),

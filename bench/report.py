@@ -242,7 +242,9 @@ def leftout_tables(r: dict) -> list[Table]:
     reasons = ", ".join(f"{lang} {x['refusals with a reason']:.3f}" for lang, x in lo["news"].items())
     notes = [
         "",
-        f"- thresholds {lo['threshold']}; refusals of left-out questions that say what is missing: {reasons}",
+        f"- decided by the refusal model {'with' if lo.get('reader') else 'without'} the reader's feature "
+        f"(`make reader`); thresholds {lo['threshold']}; refusals of left-out questions that say what is missing: "
+        f"{reasons}",
         f"- news dev unanswerable (test half) refused: {lo['unanswerable refused']:.3f} of {lo['n unanswerable']} "
         f"(target {target('news', 'unanswerable refused')})",
         f"- time dev out-of-range (every other one) refused: {lo['out of range refused']:.3f}; with the coverage "

@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.api import api_overhead
 from bench.baseline import NaiveRetriever
-from bench.calibrate import followup_figures, news_index, xquad_quarter, xquad_split_index
+from bench.calibrate import followup_figures, news_index, probabilities, xquad_quarter, xquad_split_index
 from bench.claims import claim_figures
 from bench.data import (
     DataMissing,
@@ -42,15 +42,14 @@ from bench.leftout import leftout_figures
 from bench.report import render
 from bench.shortbench import short_figures
 from bench.timebench import time_figures
-from rag.answering import score_sentences
 from rag.asking import Asker
 from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.chain import decision_chain, make_chain
 from rag.conversation import answer_in_context, read_history
 from rag.embed import PRECISIONS, Embedder, batched_by_length
 from rag.language import latin_share
-from rag.refusal import RefusalModel, refusal_features
-from rag.retrieve import HybridRetriever, SearchIndex
+from rag.refusal import RefusalModel
+from rag.retrieve import SearchIndex
 from rag.settings import PROJECT_ROOT, Settings
 from rag.store import IndexMismatch
 
@@ -130,29 +129,21 @@ def refusal(root: Path, settings: Settings, embedder: Embedder, titles, en, ar, 
     for split, swapped in (("", False), (" (swapped halves)", True)):
         index_dir, indexed = xquad_split_index(root, settings, embedder, swapped)
         index = SearchIndex(index_dir, settings, embedder=embedder)
-        chain, model, retriever = (
-            make_chain(index),
-            RefusalModel.load(settings.refusal_model),
-            HybridRetriever(index=index),
-        )
+        chain, model = make_chain(index), RefusalModel.load(settings.refusal_model)
+        decides = model.with_reader if model.with_reader and index.reader else model
         for lang, qs in (("en", en), ("ar", ar)):
             qs = sample([q for q in qs if quarter[q.context_id] in (2, 3)], 300 if quick else None)
             found = np.array([chain.invoke(q.text).found for q in qs])
             answerable = np.array([q.context_id in indexed for q in qs])
             row = {
-                "threshold": model.threshold,
+                "threshold": decides.threshold_for(lang == "en"),
                 "refused (unanswerable)": float((~found[~answerable]).mean()),
                 "answered (answerable)": float(found[answerable].mean()),
                 "n_unanswerable": int((~answerable).sum()),
                 "n_answerable": int(answerable.sum()),
             }
             if not split:
-                probability = []
-                for q in qs:
-                    docs = retriever.invoke(q.text)
-                    evidence = score_sentences(index, q.text, docs)
-                    probability.append(model.probability(refusal_features(index, q.text, docs, evidence)))
-                p = np.array(probability)
+                p, _ = probabilities(index, model, [q.text for q in qs])
                 row["sweep"] = {
                     round(float(t), 2): (float((p[~answerable] < t).mean()), float((p[answerable] >= t).mean()))
                     for t in np.arange(0.05, 0.951, 0.05)

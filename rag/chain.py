@@ -24,7 +24,7 @@ from rag.dates import relative_days
 from rag.language import is_cross_lingual
 from rag.quotes import tight_span
 from rag.reader import asks_fact, read_short
-from rag.refusal import RefusalModel, after_corpus, explain_refusal, partial_note, refusal_features
+from rag.refusal import RefusalModel, after_corpus, decision_features, explain_refusal, partial_note
 from rag.retrieve import HybridRetriever, SearchIndex
 from rag.short import asks_for, question_matchers, short_answer, short_line
 from rag.timeq import DocFilter, parse_date
@@ -200,19 +200,19 @@ def decision_chain(
 
     def select(x: dict) -> dict:
         evidence = score_sentences(index, x["question"], x["docs"])
-        confidence = model.probability(refusal_features(index, x["search"], x["docs"], evidence))
-        return {**x, "evidence": evidence, "confidence": confidence}
+        decides, features = decision_features(index, model, x["search"], x["docs"], evidence)
+        return {**x, "evidence": evidence, "confidence": decides.probability(features), "model": decides}
 
     def finish(x: dict) -> Decision:
         question, asked = x["question"], x["asked"]
-        cross = is_cross_lingual(x["search"])
+        cross, decides = is_cross_lingual(x["search"]), x["model"]
         passages = []
-        if not x["evidence"] or x["confidence"] < model.threshold_for(cross) or after_corpus(index, x["search"]):
+        if not x["evidence"] or x["confidence"] < decides.threshold_for(cross) or after_corpus(index, x["search"]):
             answer = refused(index, asked, x["search"], x["docs"], where)
         else:
             answer = quote(question, x["docs"], x["evidence"])
             # the quotes were chosen for the question itself (a follow-up's context only retrieved)
-            present(index, answer, question, asked, model.partial_cut_for(cross))
+            present(index, answer, question, asked, decides.partial_cut_for(cross))
             if composer is not None:
                 passages = composer.passages(x["evidence"])
         answer.question, answer.confidence, answer.searched_question = asked, round(x["confidence"], 4), x["search"]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 import sys
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from rag.short import ShortAnswer, asks_for, candidates_in
 
 READER_FILE = "reader.safetensors"
 MAX_SPAN_TOKENS = 24
+SEEN_MAX = 64  # (question, passage) readings kept
 _LAYER = re.compile(r"^encoder\.layer\.(\d+)\.")
 # A span is given as the short answer from this score (its start and end logits less the "not here" ones), the
 # lowest at which wrong short answers stay under 10% of the fact questions of every tuning group (XQuAD's second
@@ -77,9 +80,25 @@ class Reader:
         self.encoder = encoder
         self.layers = encoder.layers[: indexes[0]] + [layer_weights(w, f"encoder.layer.{i}.") for i in indexes]
         self.head, self.head_bias = w("qa.weight").T.copy(), w("qa.bias")
+        # (question, passage) -> (start, end, score): the refusal decision and the short answer read the same
+        # first sentence of one question, and it is read once
+        self._seen: OrderedDict[tuple[str, str], tuple[int, int, float]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def read(self, question: str, passages: list[str]) -> list[Span]:
         """The best span of each passage (None-free: a passage without tokens gets a score of -inf)."""
+        with self._lock:
+            missing = [p for p in dict.fromkeys(passages) if (question, p) not in self._seen]
+        found = dict(zip(missing, self._read(question, missing), strict=True)) if missing else {}
+        with self._lock:
+            for p, span in found.items():
+                self._seen[(question, p)] = span
+            out = [Span(i, *(found.get(p) or self._seen[(question, p)])) for i, p in enumerate(passages)]
+            while len(self._seen) > SEEN_MAX:
+                self._seen.popitem(last=False)
+        return out
+
+    def _read(self, question: str, passages: list[str]) -> list[tuple[int, int, float]]:
         batch = self.encoder.tokens.encode(passages, prompt_for(question))
         logits = self.encoder.run(batch, self.layers) @ self.head + self.head_bias  # [n, length, 2]
         out = []
@@ -88,7 +107,7 @@ class Reader:
             usable = (offsets[:, 1] > offsets[:, 0]) & (offsets[:, 0] >= 0) & (batch.attention_mask[i] > 0)
             at = np.flatnonzero(usable)
             if not len(at):
-                out.append(Span(i, 0, 0, float("-inf")))
+                out.append((0, 0, float("-inf")))
                 continue
             starts, ends = logits[i, at, 0], logits[i, at, 1]
             pair = starts[:, None] + ends[None, :]
@@ -97,7 +116,7 @@ class Reader:
             a, b = np.unravel_index(int(np.argmax(pair)), pair.shape)
             null = logits[i, 0, 0] + logits[i, 0, 1]
             start, end = _trim(text, int(offsets[at[a], 0]), int(offsets[at[b], 1]))
-            out.append(Span(i, start, end, float(pair[a, b] - null)))
+            out.append((start, end, float(pair[a, b] - null)))
         return out
 
 

@@ -1,8 +1,10 @@
 """Whether the corpus answers a question: one calibrated decision (logistic regression) over named features.
 
 The model is a JSON file (`rag/data/refusal.json`, RAG_REFUSAL_MODEL) holding its version, feature list,
-standardisation, weights and threshold. It is fitted by `python -m bench.calibrate` on tuning data only: the news dev
-set's tuning half and half of the XQuAD articles. The features are computed here and nowhere else.
+standardisation, weights and thresholds, and a second such model (`with_reader`) with the reader's score as one
+more feature, which decides where the reader is built (`make reader`). Both are fitted by `python -m bench.calibrate`
+on tuning data only: the news dev set's tuning half and half of the XQuAD articles. The features are computed here
+and nowhere else.
 """
 
 from __future__ import annotations
@@ -46,12 +48,21 @@ FEATURES = (
     "lexical_lead",  # how far the best article's BM25 stands out from the next four (0 with no lexical match)
     "lexical_best",  # BM25 of the best chunk's article against the best article's (1 when they are the same)
 )
+# With a built reader (`rag.reader`), the model that applies has one more feature: how sure the reader is that the
+# first evidence sentences hold an answer to the question, a cross-encoder reading where the features above count
+# words. `RefusalModel.with_reader` is fitted with it; without a reader, the model above decides alone.
+READER_FEATURES = (*FEATURES, "reader")
+READER_SENTENCES = 1  # evidence sentences the reader reads for the decision, best first
+READER_FLOOR = -20.0  # a score below this (or none: no sentence) counts as this
 _HOW = re.compile(r"\bhow (many|much|long|old|far|big|large|often)\b", re.IGNORECASE)
 WINDOW = 250  # characters either side of a quoted sentence that count as its neighbourhood
 
 
-def refusal_features(index: SearchIndex, question: str, docs: list[Document], evidence: list) -> dict[str, float]:
-    """The features of one question, its retrieved chunks and its scored evidence sentences (best first)."""
+def refusal_features(
+    index: SearchIndex, question: str, docs: list[Document], evidence: list, reader: float | None = None
+) -> dict[str, float]:
+    """The features of one question, its retrieved chunks and its scored evidence sentences (best first); with
+    `reader` (the reader's score, `reader_score`), READER_FEATURES."""
     concepts = index.concepts(question)
     dense = max((d.metadata["dense"] for d in docs), default=0.0)
     lead = docs[0].metadata.get("margin", 0.0) if docs else 0.0
@@ -70,6 +81,7 @@ def refusal_features(index: SearchIndex, question: str, docs: list[Document], ev
     sentences = [frozenset(analyze(e.quote)) for e in evidence[:5]]
     rare = sorted(concepts, key=lambda c: -c.weight)[:2]
     period = question_period(question)
+    extra = {} if reader is None else {"reader": reader}
     return {
         "dense": dense,
         "lead": lead,
@@ -92,7 +104,27 @@ def refusal_features(index: SearchIndex, question: str, docs: list[Document], ev
         "rare_missing_window": 1.0 - coverage(rare, best_window) if rare else 0.0,
         "lexical_lead": docs[0].metadata.get("lexical_lead", 0.0) if docs else 0.0,
         "lexical_best": docs[0].metadata.get("lexical", 0.0) if docs else 0.0,
+        **extra,
     }
+
+
+def reader_score(reader, question: str, evidence: list) -> float:
+    """The reader's best span score (answer less "not here") in the first READER_SENTENCES evidence sentences."""
+    quotes = [e.quote for e in evidence[:READER_SENTENCES]]
+    best = max((s.score for s in reader.read(question, quotes)), default=READER_FLOOR) if quotes else READER_FLOOR
+    return max(READER_FLOOR, best)
+
+
+def decision_features(
+    index: SearchIndex, model: RefusalModel, question: str, docs: list[Document], evidence: list
+) -> tuple[RefusalModel, dict[str, float]]:
+    """The model that decides (its `with_reader` where the index has a reader) and that model's features."""
+    reader = index.reader if model.with_reader is not None else None
+    if reader is None:
+        return model, refusal_features(index, question, docs, evidence)
+    return model.with_reader, refusal_features(
+        index, question, docs, evidence, reader_score(reader, question, evidence)
+    )
 
 
 def quote_windows(index: SearchIndex, evidence: list, n: int = 5) -> list[str]:
@@ -222,6 +254,7 @@ class RefusalModel:
     note: str = ""
     partial_cut: float = 1.1  # an answer whose quoted passages miss this share of the question is flagged partial
     partial_cut_cross: float = 1.1  # the same for Latin-script questions (> 1: never)
+    with_reader: RefusalModel | None = None  # over READER_FEATURES: decides where a reader is built
 
     def partial_cut_for(self, cross: bool) -> float:
         return self.partial_cut_cross if cross else self.partial_cut
@@ -237,22 +270,24 @@ class RefusalModel:
         return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "version": MODEL_VERSION,
-                "features": list(self.features),
-                "mean": self.mean,
-                "scale": self.scale,
-                "coef": self.coef,
-                "intercept": self.intercept,
-                "threshold": self.threshold,
-                "threshold_cross": self.threshold_cross,
-                "partial_cut": self.partial_cut,
-                "partial_cut_cross": self.partial_cut_cross,
-                "note": self.note,
-            },
-            indent=2,
-        )
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_dict(self) -> dict:
+        nested = {"with_reader": self.with_reader.to_dict()} if self.with_reader is not None else {}
+        return {
+            "version": MODEL_VERSION,
+            "features": list(self.features),
+            "mean": self.mean,
+            "scale": self.scale,
+            "coef": self.coef,
+            "intercept": self.intercept,
+            "threshold": self.threshold,
+            "threshold_cross": self.threshold_cross,
+            "partial_cut": self.partial_cut,
+            "partial_cut_cross": self.partial_cut_cross,
+            "note": self.note,
+            **nested,
+        }
 
     @classmethod
     def load(
@@ -264,10 +299,20 @@ class RefusalModel:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise RefusalModelError(f"cannot read the model {path} ({exc}): reinstall the project") from exc
-        if data.get("version") != MODEL_VERSION or tuple(data.get("features", ())) != features:
+        return cls.from_dict(data, path, features, refit)
+
+    @classmethod
+    def from_dict(cls, data: dict, path: str | Path, features: tuple[str, ...], refit: str) -> RefusalModel:
+        nested = data.get("with_reader")
+        if (
+            data.get("version") != MODEL_VERSION
+            or tuple(data.get("features", ())) != features
+            or not (nested is None or isinstance(nested, dict))
+        ):
             raise RefusalModelError(
                 f"model {path} is not version {MODEL_VERSION} with this project's features: refit it with `{refit}`"
             )
+        with_reader = cls.from_dict(nested, path, READER_FEATURES, refit) if nested is not None else None
         return cls(
             tuple(data["features"]),
             [float(x) for x in data["mean"]],
@@ -279,4 +324,5 @@ class RefusalModel:
             data.get("note", ""),
             float(data.get("partial_cut", 1.1)),
             float(data.get("partial_cut_cross", 1.1)),
+            with_reader,
         )

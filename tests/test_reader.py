@@ -138,3 +138,56 @@ def test_a_sure_reader_answer_is_shown_with_its_own_quote_alone(reader_dir, sett
     panel = sources_html(alone)
     assert f"More from the articles ({len(alone.more)})" in panel
     assert panel.count('<details class="source" open>') == 1
+
+
+def _reader_decides(path: Path) -> Path:
+    """The shipped refusal model with a `with_reader` that listens to the reader alone: answer when its score is
+    above 5."""
+    from rag.refusal import READER_FEATURES, RefusalModel
+
+    plain = RefusalModel.load(Path(__file__).resolve().parent.parent / "rag" / "data" / "refusal.json")
+    n = len(READER_FEATURES)
+    plain.with_reader = RefusalModel(READER_FEATURES, [0.0] * n, [1.0] * n, [0.0] * (n - 1) + [1.0], -5.0, 0.5, 0.5)
+    path.write_text(plain.to_json(), encoding="utf-8")
+    return path
+
+
+def test_with_a_reader_its_score_decides_between_answer_and_refusal(reader_dir, settings, seed_index, tmp_path):
+    from rag.settings import Settings
+
+    refusal = _reader_decides(tmp_path / "refusal.json")
+    with_reader = Settings.from_env(model=settings.model, reader=reader_dir, refusal_model=refusal)
+    learned = answer(QUESTION, index_dir=seed_index, settings=with_reader)
+    assert learned.found and learned.confidence > 0.5, learned.text
+    # The one-layer reader learned the seed's questions by heart: on a question it never saw, the first sentence
+    # holds nothing it can point at, and that model refuses what the word features alone answer.
+    other = "Who won the football match in Tirana?"
+    assert not answer(other, index_dir=seed_index, settings=with_reader).found
+    # without a reader, the plain model decides as before, whatever the file's `with_reader` says
+    plain = Settings.from_env(model=settings.model, refusal_model=refusal)
+    assert (
+        answer(QUESTION, index_dir=seed_index, settings=plain).confidence
+        == answer(QUESTION, index_dir=seed_index, settings=settings).confidence
+    )
+
+
+def test_the_decision_and_the_short_answer_read_the_first_sentence_once(reader_dir, model_dir, monkeypatch):
+    reader = Reader(QueryEncoder(model_dir), reader_dir)
+    calls = []
+    real = reader._read
+    monkeypatch.setattr(reader, "_read", lambda q, passages: calls.append(len(passages)) or real(q, passages))
+    sentence = "منحت الحكومة الدبلوماسيين 24 ساعة للمغادرة."
+    first = reader.read("كم ساعة منحت؟", [sentence])
+    again = reader.read("كم ساعة منحت؟", [sentence, "أعلنت وزارة الرياضة عن بطولة جديدة للشباب."])
+    assert calls == [1, 1] and again[0] == first[0] and again[1].passage == 1
+
+
+def test_a_refusal_model_file_with_a_damaged_reader_part_names_the_fix(tmp_path):
+    from rag.refusal import RefusalModel, RefusalModelError
+
+    path = tmp_path / "refusal.json"
+    data = json.loads(_reader_decides(path).read_text(encoding="utf-8"))
+    data["with_reader"]["features"] = data["with_reader"]["features"][:-1]
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(RefusalModelError, match=re.escape("refit it with `python -m bench.calibrate`")):
+        RefusalModel.load(path)
