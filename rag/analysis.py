@@ -32,9 +32,12 @@ class QuestionAnalysis(Generation):
         self._names: NameMatcher | None = None
 
     def forget_questions(self) -> None:
-        """Empty the question caches (vectors, concepts): for timing a question as if it were asked first."""
+        """Empty the question caches (vectors, concepts, the reader's readings): for timing a question as if it were
+        asked first."""
         self._query_vectors.cache_clear()
         self._concepts.cache_clear()
+        if self._reader:  # only where it was loaded already
+            self._reader.forget()
 
     def query_vector(self, question: str) -> np.ndarray:
         """The question's vector (a Latin-script one with part of the English-question direction taken out)."""

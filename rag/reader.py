@@ -98,6 +98,11 @@ class Reader:
                 self._seen.popitem(last=False)
         return out
 
+    def forget(self) -> None:
+        """Empty the readings kept (for timing a question as if it were asked first)."""
+        with self._lock:
+            self._seen.clear()
+
     def _read(self, question: str, passages: list[str]) -> list[tuple[int, int, float]]:
         batch = self.encoder.tokens.encode(passages, prompt_for(question))
         logits = self.encoder.run(batch, self.layers) @ self.head + self.head_bias  # [n, length, 2]
