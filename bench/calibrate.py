@@ -25,7 +25,14 @@ from bench.leftout import leftout_news_index, paragraph_questions, xquad_paragra
 from rag.answering import EvidenceWeights, score_sentences
 from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.embed import Embedder
-from rag.refusal import FEATURES, READER_FEATURES, RefusalModel, reader_score, refusal_features
+from rag.refusal import (
+    FEATURES,
+    READER_FEATURES,
+    RefusalModel,
+    decision_features,
+    reader_score,
+    refusal_features,
+)
 from rag.retrieve import HybridRetriever, SearchIndex
 from rag.settings import PROJECT_ROOT, Settings
 
@@ -178,11 +185,14 @@ def feature_rows(index: SearchIndex, questions: list[str]) -> np.ndarray:
 
 
 def probabilities(index: SearchIndex, model: RefusalModel, questions: list[str]) -> tuple[np.ndarray, RefusalModel]:
-    """The probability that the corpus answers each question, and the model that gave it (as `rag.chain` decides)."""
-    rows = feature_rows(index, questions)
-    decides = model.with_reader if rows.shape[1] == len(READER_FEATURES) and model.with_reader else model
-    rows = rows[:, : len(decides.features)]
-    return np.array([decides.probability(dict(zip(decides.features, r, strict=True))) for r in rows]), decides
+    """The probability that the corpus answers each question, and the model that gave it, as `rag.chain` decides."""
+    retriever = HybridRetriever(index=index)
+    out = []
+    for q in questions:
+        docs = retriever.invoke(q)
+        decides, features = decision_features(index, model, q, docs, score_sentences(index, q, docs))
+        out.append(decides.probability(features))
+    return np.array(out), model.deciding(index.reader is not None)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 10.0):
@@ -346,13 +356,10 @@ def main(argv: list[str] | None = None) -> int:
         tune_followups(root, settings, embedder)
         return 0
     cached = WORK / "refusal-features.json"
-    if (
-        args.cached
-        and cached.is_file()
-        and json.loads(cached.read_text())["features"] in (list(FEATURES), list(READER_FEATURES))
-    ):
-        data = json.loads(cached.read_text())["groups"]
-        groups = {k: (np.array(x), np.array(y), np.array(seen, dtype=bool)) for k, (x, y, seen) in data.items()}
+    data = json.loads(cached.read_text()) if args.cached and cached.is_file() else {}
+    if data.get("features") in (list(FEATURES), list(READER_FEATURES)):
+        rows = data["groups"]
+        groups = {k: (np.array(x), np.array(y), np.array(seen, dtype=bool)) for k, (x, y, seen) in rows.items()}
     else:
         groups = collect_groups(root, settings, embedder)
     model = calibrate(groups, settings, write=not args.no_write)

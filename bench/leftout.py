@@ -113,7 +113,7 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
     leftout = SearchIndex(
         leftout_news_index(root, every, settings, embedder, WORK / "news-index"), settings, embedder=embedder
     )
-    decides = model.with_reader if model.with_reader and full.reader else model
+    decides = model.deciding(full.reader is not None)
     out: dict = {
         "threshold": f"{decides.threshold} (Arabic), {decides.threshold_cross} (Latin)",
         "reader": decides is not model,

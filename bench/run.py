@@ -130,7 +130,7 @@ def refusal(root: Path, settings: Settings, embedder: Embedder, titles, en, ar, 
         index_dir, indexed = xquad_split_index(root, settings, embedder, swapped)
         index = SearchIndex(index_dir, settings, embedder=embedder)
         chain, model = make_chain(index), RefusalModel.load(settings.refusal_model)
-        decides = model.with_reader if model.with_reader and index.reader else model
+        decides = model.deciding(index.reader is not None)
         for lang, qs in (("en", en), ("ar", ar)):
             qs = sample([q for q in qs if quarter[q.context_id] in (2, 3)], 300 if quick else None)
             found = np.array([chain.invoke(q.text).found for q in qs])

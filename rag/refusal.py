@@ -110,21 +110,17 @@ def refusal_features(
 
 def reader_score(reader, question: str, evidence: list) -> float:
     """The reader's best span score (answer less "not here") in the first READER_SENTENCES evidence sentences."""
-    quotes = [e.quote for e in evidence[:READER_SENTENCES]]
-    best = max((s.score for s in reader.read(question, quotes)), default=READER_FLOOR) if quotes else READER_FLOOR
-    return max(READER_FLOOR, best)
+    spans = reader.read(question, [e.quote for e in evidence[:READER_SENTENCES]])
+    return max(READER_FLOOR, max((s.score for s in spans), default=READER_FLOOR))
 
 
 def decision_features(
     index: SearchIndex, model: RefusalModel, question: str, docs: list[Document], evidence: list
 ) -> tuple[RefusalModel, dict[str, float]]:
-    """The model that decides (its `with_reader` where the index has a reader) and that model's features."""
-    reader = index.reader if model.with_reader is not None else None
-    if reader is None:
-        return model, refusal_features(index, question, docs, evidence)
-    return model.with_reader, refusal_features(
-        index, question, docs, evidence, reader_score(reader, question, evidence)
-    )
+    """The model that decides (`RefusalModel.deciding`) and that model's features."""
+    reader = index.reader if model.with_reader is not None else None  # not loaded where no model would use it
+    score = reader_score(reader, question, evidence) if reader is not None else None
+    return model.deciding(reader is not None), refusal_features(index, question, docs, evidence, score)
 
 
 def quote_windows(index: SearchIndex, evidence: list, n: int = 5) -> list[str]:
@@ -255,6 +251,10 @@ class RefusalModel:
     partial_cut: float = 1.1  # an answer whose quoted passages miss this share of the question is flagged partial
     partial_cut_cross: float = 1.1  # the same for Latin-script questions (> 1: never)
     with_reader: RefusalModel | None = None  # over READER_FEATURES: decides where a reader is built
+
+    def deciding(self, reader: bool) -> RefusalModel:
+        """The model that decides for an index with (or without) a built reader."""
+        return self.with_reader if reader and self.with_reader is not None else self
 
     def partial_cut_for(self, cross: bool) -> float:
         return self.partial_cut_cross if cross else self.partial_cut
