@@ -20,11 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.cascade import fit_band
 from bench.data import data_dir, news_corpus, news_dev, write_bulk, write_records, xquad
 from bench.leftout import leftout_news_index, paragraph_questions, xquad_paragraph_index
 from rag.answering import EvidenceWeights, score_sentences
 from rag.building import build_index  # as `rag index` does: the new generation's caches made at once
 from rag.embed import Embedder
+from rag.language import is_cross_lingual
 from rag.refusal import (
     FEATURES,
     READER_FEATURES,
@@ -179,20 +181,24 @@ def feature_rows(index: SearchIndex, questions: list[str]) -> np.ndarray:
     for q in questions:
         docs = retriever.invoke(q)
         evidence = score_sentences(index, q, docs)
-        f = refusal_features(index, q, docs, evidence, reader_score(reader, q, evidence) if reader else None)
+        f = refusal_features(index, q, docs, evidence)
+        if reader is not None:
+            f["reader"] = reader_score(reader, q, evidence)
         rows.append([f[name] for name in names])
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
 
 
-def probabilities(index: SearchIndex, model: RefusalModel, questions: list[str]) -> tuple[np.ndarray, RefusalModel]:
-    """The probability that the corpus answers each question, and the model that gave it, as `rag.chain` decides."""
+def decisions(index: SearchIndex, model: RefusalModel, questions: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """As `rag.chain` decides: each question's probability less the threshold of the model that decided it (answered
+    at >= 0), and whether that was the reader's model (`with_reader`, in its band)."""
     retriever = HybridRetriever(index=index)
-    out = []
+    margins, deferred = [], []
     for q in questions:
         docs = retriever.invoke(q)
         decides, features = decision_features(index, model, q, docs, score_sentences(index, q, docs))
-        out.append(decides.probability(features))
-    return np.array(out), model.deciding(index.reader is not None)
+        margins.append(decides.probability(features) - decides.threshold_for(is_cross_lingual(q)))
+        deferred.append(decides is not model)
+    return np.array(margins), np.array(deferred, dtype=bool)
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 10.0):
@@ -269,11 +275,14 @@ def collect_groups(root: Path, settings: Settings, embedder) -> dict[str, tuple[
 
 def calibrate(groups: dict[str, tuple], settings: Settings, write: bool) -> RefusalModel:
     """Fit the refusal model on the tuning groups and choose its thresholds; with the reader's feature in the rows,
-    fit `with_reader` beside it on the questions the reader was not trained on. Written unless told not to."""
+    fit `with_reader` beside it on the questions the reader was not trained on, and the band of the first model's
+    probability where it decides (`bench.cascade`). Written unless told not to."""
     model = fit_model({k: (x[:, : len(FEATURES)], y) for k, (x, y, _) in groups.items()}, FEATURES)
     if next(iter(groups.values()))[0].shape[1] == len(READER_FEATURES):
         log("with the reader's feature, on the questions it did not train on:")
-        model.with_reader = fit_model({k: (x[~seen], y[~seen]) for k, (x, y, seen) in groups.items()}, READER_FEATURES)
+        unseen = {k: (x[~seen], y[~seen]) for k, (x, y, seen) in groups.items()}
+        model.with_reader = fit_model(unseen, READER_FEATURES)
+        fit_band(unseen, model, model.with_reader, ANSWERED_FLOOR)
     if write:
         settings.refusal_model.write_text(model.to_json() + "\n", encoding="utf-8")
         log(f"wrote {settings.refusal_model}")

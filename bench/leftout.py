@@ -87,12 +87,27 @@ def paragraph_questions(questions: list[Question], kept: set[str]) -> list[tuple
     return [(q.text, q.context_id in kept) for q in questions]
 
 
-def sweep(p_neg: np.ndarray, p_pos: np.ndarray) -> dict[float, tuple[float, float]]:
-    """Refused (of the unanswerable) and answered (of the answerable) at thresholds 0.05..0.95."""
+def sweep(m_neg: np.ndarray, m_pos: np.ndarray) -> dict[float, tuple[float, float]]:
+    """Refused (of the unanswerable) and answered (of the answerable) as every deciding threshold moves by -0.30 ..
+    +0.30; `m_*` are each question's probability less its threshold (`bench.calibrate.decisions`)."""
     return {
-        round(float(t), 2): (float((p_neg < t).mean()) if len(p_neg) else 1.0, float((p_pos >= t).mean()))
-        for t in np.arange(0.05, 0.951, 0.05)
+        round(float(d), 2): (float((m_neg < d).mean()) if len(m_neg) else 1.0, float((m_pos >= d).mean()))
+        for d in np.arange(-0.3, 0.301, 0.05)
     }
+
+
+def thresholds(model, reader: bool) -> str:
+    """The thresholds that decide, in words: the plain model's, and where a reader is built, the band of the plain
+    model's probability that the reader's model decides, with its threshold."""
+    text = f"{model.threshold} (Arabic), {model.threshold_cross} (Latin)"
+    inner = model.with_reader
+    if not reader or inner is None:
+        return text
+    bands = (
+        f"[{lo:g}, {hi:g}) at {t}"
+        for (lo, hi), t in ((inner.band, inner.threshold), (inner.band_cross, inner.threshold_cross))
+    )
+    return text + "; the reader's model decides the plain probabilities in {} (Arabic), {} (Latin)".format(*bands)
 
 
 def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = False) -> dict:
@@ -101,7 +116,7 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
       beside the same questions answered on the full corpus, by language, with the trade-off curve;
     - XQuAD: test-quarter questions over half the paragraphs of every article (both halves in turn);
     - news dev unanswerable questions (test half) and the time dev set's out-of-range questions (every other one)."""
-    from bench.calibrate import news_index, probabilities, xquad_quarter
+    from bench.calibrate import decisions, news_index, xquad_quarter
     from bench.data import news_dev
     from rag.chain import make_chain
     from rag.refusal import RefusalModel
@@ -113,10 +128,10 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
     leftout = SearchIndex(
         leftout_news_index(root, every, settings, embedder, WORK / "news-index"), settings, embedder=embedder
     )
-    decides = model.deciding(full.reader is not None)
+    reader = full.reader is not None and model.with_reader is not None
     out: dict = {
-        "threshold": f"{decides.threshold} (Arabic), {decides.threshold_cross} (Latin)",
-        "reader": decides is not model,
+        "threshold": thresholds(model, reader),
+        "reader": reader,
         "news": {},
         "xquad": {},
     }
@@ -126,8 +141,8 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
         items = [i for i in test if i.lang == lang and i.kind in ("single", "followup")]
         on_full = [full_chain.invoke(i.questions[0]) for i in items]
         on_leftout = [leftout_chain.invoke(i.questions[0]) for i in items]
-        p_pos, _ = probabilities(full, model, [i.questions[0] for i in items])
-        p_neg, _ = probabilities(leftout, model, [i.questions[0] for i in items])
+        m_pos, read_pos = decisions(full, model, [i.questions[0] for i in items])
+        m_neg, read_neg = decisions(leftout, model, [i.questions[0] for i in items])
         out["news"][lang] = {
             "n": len(items),
             "left-out refused": float(np.mean([not a.found for a in on_leftout])),
@@ -145,7 +160,8 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
                 )
             ),
             "refusals with a reason": float(np.mean([bool(a.missing) for a in on_leftout if not a.found] or [0])),
-            "sweep": sweep(p_neg, p_pos),
+            "read by the reader": float(np.concatenate([read_pos, read_neg]).mean()),
+            "sweep": sweep(m_neg, m_pos),
         }
     unanswerable = [i for i in test if i.kind == "unanswerable"]
     out["unanswerable refused"] = float(np.mean([not full_chain.invoke(i.questions[0]).found for i in unanswerable]))
@@ -169,16 +185,15 @@ def leftout_figures(root: Path, settings: Settings, embedder, quick: bool = Fals
             if quick:
                 qs = qs[::3]
             pairs = paragraph_questions(qs, kept)
-            p, decides = probabilities(index, model, [q for q, _ in pairs])
+            m, read = decisions(index, model, [q for q, _ in pairs])
             answerable = np.array([a for _, a in pairs])
-            threshold = decides.threshold_for(lang == "en")
             row = {
-                "threshold": threshold,
-                "refused (paragraph left out)": float((p[~answerable] < threshold).mean()),
-                "answered (paragraph indexed)": float((p[answerable] >= threshold).mean()),
+                "read by the reader": float(read.mean()),
+                "refused (paragraph left out)": float((m[~answerable] < 0).mean()),
+                "answered (paragraph indexed)": float((m[answerable] >= 0).mean()),
                 "n": f"{int((~answerable).sum())} + {int(answerable.sum())}",
             }
             if not swapped:
-                row["sweep"] = sweep(p[~answerable], p[answerable])
+                row["sweep"] = sweep(m[~answerable], m[answerable])
             out["xquad"][f"{lang}{' (swapped)' if swapped else ''}"] = row
     return out

@@ -118,8 +118,9 @@ def measure_rows(section: str, values: dict, digits: Callable[[str], int] = lamb
 
 
 def sweep_line(name: str, sweep: dict) -> str:
-    """A trade-off curve, threshold: refused/answered (thresholds are strings once the results went through JSON)."""
-    return f"- {name}: " + ", ".join(f"{float(t):.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in sweep.items())
+    """A trade-off curve, threshold moved by: refused/answered (the keys are strings once the results went through
+    JSON)."""
+    return f"- {name}: " + ", ".join(f"{float(t):+.2f}: {a:.2f}/{b:.2f}" for t, (a, b) in sweep.items())
 
 
 def retrieval_tables(r: dict) -> list[Table]:
@@ -204,22 +205,23 @@ def news_tables(r: dict) -> list[Table]:
 
 def refusal_tables(r: dict) -> list[Table]:
     rows = [
-        [lang, f"{x['threshold']:g}", x["refused (unanswerable)"], x["answered (answerable)"],
-         f"{x['n_unanswerable']} + {x['n_answerable']}"]
+        [lang, x["refused (unanswerable)"], x["answered (answerable)"], f"{x['n_unanswerable']} + {x['n_answerable']}"]
         for lang, x in r["refusal"].items()
     ]  # fmt: skip
+    first = next(iter(r["refusal"].values()), {})
     notes = [
         "",
         f"Target: refused {target('refusal', 'refused')} while answered {target('refusal', 'answered')}.",
+        f"Thresholds: {first.get('threshold')}.",
         "",
-        "Trade-off on the first split (threshold on the refusal model's probability: refused / answered):",
+        "Trade-off on the first split (every deciding threshold moved by: refused / answered):",
         "",
         *(sweep_line(lang, x["sweep"]) for lang, x in r["refusal"].items() if "sweep" in x),
     ]
     return [
         Table(
             "Refusal (half the XQuAD articles indexed; questions about the test quarters of the articles)",
-            ["questions", "threshold", "refused (unanswerable)", "answered (answerable)", "n"],
+            ["questions", "refused (unanswerable)", "answered (answerable)", "n"],
             rows,
             notes,
         )
@@ -237,8 +239,9 @@ def leftout_tables(r: dict) -> list[Table]:
         "answered (full corpus)",
         "answered and flagged partial (full corpus)",
         "evidence in quote (full corpus)",
+        "read by the reader",
     ]
-    news = [[lang, *(x[m] for m in measures), target("leftout", lang)] for lang, x in lo["news"].items()]
+    news = [[lang, *(x.get(m, "-") for m in measures), target("leftout", lang)] for lang, x in lo["news"].items()]
     reasons = ", ".join(f"{lang} {x['refusals with a reason']:.3f}" for lang, x in lo["news"].items())
     notes = [
         "",
@@ -251,15 +254,15 @@ def leftout_tables(r: dict) -> list[Table]:
         f"reason: {lo['out of range refused with the coverage reason']:.3f}; n = {lo['n out of range']} "
         f"(target {target('leftout', 'out of range refused')})",
         "",
-        "Trade-off (threshold: left-out refused / answered on the full corpus):",
+        "Trade-off (every deciding threshold moved by: left-out refused / answered on the full corpus):",
         "",
         *(sweep_line(lang, x["sweep"]) for lang, x in lo["news"].items()),
     ]
-    xq = ["threshold", "refused (paragraph left out)", "answered (paragraph indexed)", "n"]
-    xquad_rows = [[k, *(x[m] for m in xq), target("leftout", "xquad")] for k, x in lo["xquad"].items()]
+    xq = ["read by the reader", "refused (paragraph left out)", "answered (paragraph indexed)", "n"]
+    xquad_rows = [[k, *(x.get(m, "-") for m in xq), target("leftout", "xquad")] for k, x in lo["xquad"].items()]
     xquad_notes = [
         "",
-        "Trade-off on the first split (refused / answered):",
+        "Trade-off on the first split (every deciding threshold moved by: refused / answered):",
         "",
         *(sweep_line(lang, x["sweep"]) for lang, x in lo["xquad"].items() if "sweep" in x),
     ]
@@ -274,6 +277,7 @@ def leftout_tables(r: dict) -> list[Table]:
                 "answered (full corpus)",
                 "of which flagged partial",
                 "evidence in quote (full)",
+                "read by the reader",
                 "target",
             ],
             news,

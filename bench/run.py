@@ -22,7 +22,7 @@ import numpy as np
 
 from bench.api import api_overhead
 from bench.baseline import NaiveRetriever
-from bench.calibrate import followup_figures, news_index, probabilities, xquad_quarter, xquad_split_index
+from bench.calibrate import decisions, followup_figures, news_index, xquad_quarter, xquad_split_index
 from bench.claims import claim_figures
 from bench.data import (
     DataMissing,
@@ -38,7 +38,7 @@ from bench.data import (
     xquad,
 )
 from bench.dates import date_figures, resolved_day_figures
-from bench.leftout import leftout_figures
+from bench.leftout import leftout_figures, sweep, thresholds
 from bench.report import render
 from bench.shortbench import short_figures
 from bench.timebench import time_figures
@@ -130,24 +130,20 @@ def refusal(root: Path, settings: Settings, embedder: Embedder, titles, en, ar, 
         index_dir, indexed = xquad_split_index(root, settings, embedder, swapped)
         index = SearchIndex(index_dir, settings, embedder=embedder)
         chain, model = make_chain(index), RefusalModel.load(settings.refusal_model)
-        decides = model.deciding(index.reader is not None)
         for lang, qs in (("en", en), ("ar", ar)):
             qs = sample([q for q in qs if quarter[q.context_id] in (2, 3)], 300 if quick else None)
             found = np.array([chain.invoke(q.text).found for q in qs])
             answerable = np.array([q.context_id in indexed for q in qs])
             row = {
-                "threshold": decides.threshold_for(lang == "en"),
+                "threshold": thresholds(model, index.reader is not None),
                 "refused (unanswerable)": float((~found[~answerable]).mean()),
                 "answered (answerable)": float(found[answerable].mean()),
                 "n_unanswerable": int((~answerable).sum()),
                 "n_answerable": int(answerable.sum()),
             }
             if not split:
-                p, _ = probabilities(index, model, [q.text for q in qs])
-                row["sweep"] = {
-                    round(float(t), 2): (float((p[~answerable] < t).mean()), float((p[answerable] >= t).mean()))
-                    for t in np.arange(0.05, 0.951, 0.05)
-                }
+                m, _ = decisions(index, model, [q.text for q in qs])
+                row["sweep"] = sweep(m[~answerable], m[answerable])
             out[lang + split] = row
     return out
 

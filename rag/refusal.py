@@ -2,9 +2,10 @@
 
 The model is a JSON file (`rag/data/refusal.json`, RAG_REFUSAL_MODEL) holding its version, feature list,
 standardisation, weights and thresholds, and a second such model (`with_reader`) with the reader's score as one
-more feature, which decides where the reader is built (`make reader`). Both are fitted by `python -m bench.calibrate`
-on tuning data only: the news dev set's tuning half and half of the XQuAD articles. The features are computed here
-and nowhere else.
+more feature, which decides where the reader is built (`make reader`) and the first model's probability lies in its
+uncertain band (a cascade: the reader reads only the questions the word features leave open). Both are fitted by
+`python -m bench.calibrate` on tuning data only: the news dev set's tuning half and half of the XQuAD articles. The
+features are computed here and nowhere else.
 """
 
 from __future__ import annotations
@@ -48,9 +49,10 @@ FEATURES = (
     "lexical_lead",  # how far the best article's BM25 stands out from the next four (0 with no lexical match)
     "lexical_best",  # BM25 of the best chunk's article against the best article's (1 when they are the same)
 )
-# With a built reader (`rag.reader`), the model that applies has one more feature: how sure the reader is that the
-# first evidence sentences hold an answer to the question, a cross-encoder reading where the features above count
-# words. `RefusalModel.with_reader` is fitted with it; without a reader, the model above decides alone.
+# With a built reader (`rag.reader`), the model that applies to a question in the uncertain band has one more
+# feature: how sure the reader is that the first evidence sentences hold an answer to the question, a cross-encoder
+# reading where the features above count words. `RefusalModel.with_reader` is fitted with it; without a reader, or
+# outside the band, the model above decides alone.
 READER_FEATURES = (*FEATURES, "reader")
 READER_SENTENCES = 1  # evidence sentences the reader reads for the decision, best first
 READER_FLOOR = -20.0  # a score below this (or none: no sentence) counts as this
@@ -58,11 +60,8 @@ _HOW = re.compile(r"\bhow (many|much|long|old|far|big|large|often)\b", re.IGNORE
 WINDOW = 250  # characters either side of a quoted sentence that count as its neighbourhood
 
 
-def refusal_features(
-    index: SearchIndex, question: str, docs: list[Document], evidence: list, reader: float | None = None
-) -> dict[str, float]:
-    """The features of one question, its retrieved chunks and its scored evidence sentences (best first); with
-    `reader` (the reader's score, `reader_score`), READER_FEATURES."""
+def refusal_features(index: SearchIndex, question: str, docs: list[Document], evidence: list) -> dict[str, float]:
+    """FEATURES of one question, its retrieved chunks and its scored evidence sentences (best first)."""
     concepts = index.concepts(question)
     dense = max((d.metadata["dense"] for d in docs), default=0.0)
     lead = docs[0].metadata.get("margin", 0.0) if docs else 0.0
@@ -81,7 +80,6 @@ def refusal_features(
     sentences = [frozenset(analyze(e.quote)) for e in evidence[:5]]
     rare = sorted(concepts, key=lambda c: -c.weight)[:2]
     period = question_period(question)
-    extra = {} if reader is None else {"reader": reader}
     return {
         "dense": dense,
         "lead": lead,
@@ -104,7 +102,6 @@ def refusal_features(
         "rare_missing_window": 1.0 - coverage(rare, best_window) if rare else 0.0,
         "lexical_lead": docs[0].metadata.get("lexical_lead", 0.0) if docs else 0.0,
         "lexical_best": docs[0].metadata.get("lexical", 0.0) if docs else 0.0,
-        **extra,
     }
 
 
@@ -117,10 +114,17 @@ def reader_score(reader, question: str, evidence: list) -> float:
 def decision_features(
     index: SearchIndex, model: RefusalModel, question: str, docs: list[Document], evidence: list
 ) -> tuple[RefusalModel, dict[str, float]]:
-    """The model that decides (`RefusalModel.deciding`) and that model's features."""
-    reader = index.reader if model.with_reader is not None else None  # not loaded where no model would use it
-    score = reader_score(reader, question, evidence) if reader is not None else None
-    return model.deciding(reader is not None), refusal_features(index, question, docs, evidence, score)
+    """The model that decides and its features: `model` over FEATURES, or, where a reader is built and `model`'s
+    probability lies in `with_reader`'s band, `with_reader` over READER_FEATURES (the reader is loaded and run only
+    then)."""
+    features = refusal_features(index, question, docs, evidence)
+    inner = model.with_reader
+    if inner is None or not inner.defers(model.probability(features), is_cross_lingual(question)):
+        return model, features
+    reader = index.reader
+    if reader is None:
+        return model, features
+    return inner, {**features, "reader": reader_score(reader, question, evidence)}
 
 
 def quote_windows(index: SearchIndex, evidence: list, n: int = 5) -> list[str]:
@@ -250,11 +254,16 @@ class RefusalModel:
     note: str = ""
     partial_cut: float = 1.1  # an answer whose quoted passages miss this share of the question is flagged partial
     partial_cut_cross: float = 1.1  # the same for Latin-script questions (> 1: never)
-    with_reader: RefusalModel | None = None  # over READER_FEATURES: decides where a reader is built
+    with_reader: RefusalModel | None = None  # over READER_FEATURES: decides in its band where a reader is built
+    # of a `with_reader` model: the outer model's probabilities [low, high) it decides (Arabic, Latin script); outside
+    # its band the outer model decides by its own threshold. The default takes every question.
+    band: tuple[float, float] = (0.0, 1.01)
+    band_cross: tuple[float, float] = (0.0, 1.01)
 
-    def deciding(self, reader: bool) -> RefusalModel:
-        """The model that decides for an index with (or without) a built reader."""
-        return self.with_reader if reader and self.with_reader is not None else self
+    def defers(self, p: float, cross: bool) -> bool:
+        """Whether this (inner) model decides a question the outer model gives probability `p`."""
+        low, high = self.band_cross if cross else self.band
+        return low <= p < high
 
     def partial_cut_for(self, cross: bool) -> float:
         return self.partial_cut_cross if cross else self.partial_cut
@@ -274,6 +283,8 @@ class RefusalModel:
 
     def to_dict(self) -> dict:
         nested = {"with_reader": self.with_reader.to_dict()} if self.with_reader is not None else {}
+        if self.features == READER_FEATURES:
+            nested = {"band": list(self.band), "band_cross": list(self.band_cross)}
         return {
             "version": MODEL_VERSION,
             "features": list(self.features),
@@ -325,4 +336,6 @@ class RefusalModel:
             float(data.get("partial_cut", 1.1)),
             float(data.get("partial_cut_cross", 1.1)),
             with_reader,
+            tuple(float(x) for x in data.get("band", (0.0, 1.01))),
+            tuple(float(x) for x in data.get("band_cross", (0.0, 1.01))),
         )

@@ -19,8 +19,8 @@ def saved_run() -> dict:
                              "answered": 0.9}
         },
         "refusal": {
-            "en": {"threshold": 0.12, "refused (unanswerable)": 0.6, "answered (answerable)": 0.96,
-                   "n_unanswerable": 5, "n_answerable": 5, "sweep": {0.1: (0.55, 0.97), 0.2: (0.76, 0.92)}}
+            "en": {"threshold": "0.12 (Arabic), 0.1 (Latin)", "refused (unanswerable)": 0.6, "answered (answerable)": 0.96,
+                   "n_unanswerable": 5, "n_answerable": 5, "sweep": {-0.1: (0.55, 0.97), 0.05: (0.76, 0.92)}}
         },
         "speed": {"rag ask cold start (s)": 3.5, "answer() p50 (ms)": 40.0, "bf16 vs fp32 min cosine": 0.999991},
         "seconds": 90.0,
@@ -32,7 +32,8 @@ def test_a_saved_run_renders_with_verdicts():
     text = render(saved_run())
     assert text.startswith("# Benchmark results (quick run)")
     assert "commit abc1234" in text
-    assert "- en: 0.10: 0.55/0.97, 0.20: 0.76/0.92" in text  # sweep thresholds came back from JSON as strings
+    assert "- en: -0.10: 0.55/0.97, +0.05: 0.76/0.92" in text  # sweep offsets came back from JSON as strings
+    assert "Thresholds: 0.12 (Arabic), 0.1 (Latin)." in text
     assert "| XQuAD ar->ar | 10 | 0.900 | 1.000 | 0.950 | 0.500 | 0.800 | 0.600 | R@1 >= 0.93 MISSED |" in text
     assert "| rag ask cold start (s) | 3.500 | <= 3 (MISSED) |" in text
     assert "| answer() p50 (ms) | 40.000 | <= 150 (met) |" in text

@@ -191,3 +191,35 @@ def test_a_refusal_model_file_with_a_damaged_reader_part_names_the_fix(tmp_path)
     path.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(RefusalModelError, match=re.escape("refit it with `python -m bench.calibrate`")):
         RefusalModel.load(path)
+
+
+def test_outside_its_band_the_reader_is_not_run_and_the_plain_model_decides(
+    reader_dir, settings, seed_index, tmp_path, monkeypatch
+):
+    """The cascade: the reader's model decides only the plain probabilities in its band; a question the word features
+    answer confidently is answered by them without a reading, and the band survives the model file."""
+    import rag.refusal
+    from rag.refusal import RefusalModel
+    from rag.settings import Settings
+
+    path = _reader_decides(tmp_path / "refusal.json")
+    plain = answer(QUESTION, index_dir=seed_index, settings=settings).confidence
+    model = RefusalModel.load(path)
+    model.with_reader.band_cross = (0.0, plain / 2)  # the question's plain probability lies above the band
+    path.write_text(model.to_json(), encoding="utf-8")
+    assert RefusalModel.load(path).with_reader.band_cross == (0.0, plain / 2)
+    readings = []
+    real = rag.refusal.reader_score
+    monkeypatch.setattr(rag.refusal, "reader_score", lambda *a: readings.append(a[1]) or real(*a))
+    cascade = Settings.from_env(model=settings.model, reader=reader_dir, refusal_model=path)
+    other = "Who won the football match in Tirana?"  # refused by the reader's model above, when it decides
+    a = answer(QUESTION, index_dir=seed_index, settings=cascade)
+    assert a.found and a.confidence == plain and readings == []
+    model.with_reader.band_cross = (0.0, 1.01)
+    path.write_text(model.to_json(), encoding="utf-8")
+    answer(
+        other,
+        index_dir=seed_index,
+        settings=Settings.from_env(model=settings.model, reader=reader_dir, refusal_model=path),
+    )
+    assert readings == [other]
