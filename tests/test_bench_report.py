@@ -19,7 +19,8 @@ def saved_run() -> dict:
                              "answered": 0.9}
         },
         "refusal": {
-            "en": {"threshold": "0.12 (Arabic), 0.1 (Latin)", "refused (unanswerable)": 0.6, "answered (answerable)": 0.96,
+            "en": {"threshold": "0.12 (Arabic), 0.1 (Latin)",
+                   "refused (unanswerable)": 0.6, "answered (answerable)": 0.96,
                    "n_unanswerable": 5, "n_answerable": 5, "sweep": {-0.1: (0.55, 0.97), 0.05: (0.76, 0.92)}}
         },
         "speed": {"rag ask cold start (s)": 3.5, "answer() p50 (ms)": 40.0, "bf16 vs fp32 min cosine": 0.999991},
