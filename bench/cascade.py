@@ -32,7 +32,11 @@ def _rates(answered: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def fit_band(groups: dict[str, tuple[np.ndarray, np.ndarray]], plain: RefusalModel, inner: RefusalModel, floors):
     """Per script, the band [low, high) of `plain`'s probability and `inner`'s threshold that refuse the most (mean
     over the script's groups) while every group with a floor answers it and at most MAX_DEFERRED of the questions go
-    to the reader (fewer break a tie); set on `inner`. `groups` hold READER_FEATURES columns."""
+    to the reader (fewer break a tie); set on `inner`. `groups` hold READER_FEATURES columns.
+
+    The band starts at `plain`'s threshold: the reader's model may refuse what the word features would answer, never
+    answer what they refuse. (A band reaching below it let the reader, which points at "Tirana" in "30 km west of
+    Tirana, the capital", answer "ما هي عاصمة أستراليا؟" over the seed article that the word features refused.)"""
     assert inner.features == READER_FEATURES
     for script in ("ar", "en"):
         cross = script == "en"
@@ -44,7 +48,7 @@ def fit_band(groups: dict[str, tuple[np.ndarray, np.ndarray]], plain: RefusalMod
         }
         total = sum(len(y) for _, _, y in data.values())
         best = (-1.0, 0.0, (0.0, 0.0), 0.5)  # refused, -deferred, band, threshold
-        for low in np.arange(0.0, outer + 1e-9, STEP):
+        for low in (outer,):  # see the docstring
             for high in np.arange(outer + STEP, 1.0 + 1e-9, STEP):
                 bands = {n: (po >= low) & (po < high) for n, (po, _, _) in data.items()}
                 deferred = sum(int(b.sum()) for b in bands.values()) / total
