@@ -234,6 +234,16 @@ def explain_refusal(
     return "The closest articles are on this topic but do not state what is asked.", related
 
 
+def _is_band(value: object) -> bool:
+    """Two numbers, low before high: a `with_reader` model's band as the file holds it."""
+    return (
+        isinstance(value, list | tuple)
+        and len(value) == 2
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in value)
+        and value[0] <= value[1]
+    )
+
+
 class RefusalModelError(UserError):
     """The refusal model file is missing or not of this version; the message names the fix."""
 
@@ -319,6 +329,7 @@ class RefusalModel:
             data.get("version") != MODEL_VERSION
             or tuple(data.get("features", ())) != features
             or not (nested is None or isinstance(nested, dict))
+            or not all(_is_band(data.get(k, (0.0, 1.01))) for k in ("band", "band_cross"))
         ):
             raise RefusalModelError(
                 f"model {path} is not version {MODEL_VERSION} with this project's features: refit it with `{refit}`"

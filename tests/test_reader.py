@@ -187,10 +187,10 @@ def test_a_refusal_model_file_with_a_damaged_reader_part_names_the_fix(tmp_path)
 
     path = tmp_path / "refusal.json"
     data = json.loads(_reader_decides(path).read_text(encoding="utf-8"))
-    data["with_reader"]["features"] = data["with_reader"]["features"][:-1]
-    path.write_text(json.dumps(data), encoding="utf-8")
-    with pytest.raises(RefusalModelError, match=re.escape("refit it with `python -m bench.calibrate`")):
-        RefusalModel.load(path)
+    for damage in ({"features": data["with_reader"]["features"][:-1]}, {"band": [0.3]}, {"band_cross": ["x", 1]}):
+        path.write_text(json.dumps({**data, "with_reader": {**data["with_reader"], **damage}}), encoding="utf-8")
+        with pytest.raises(RefusalModelError, match=re.escape("refit it with `python -m bench.calibrate`")):
+            RefusalModel.load(path)
 
 
 def test_outside_its_band_the_reader_is_not_run_and_the_plain_model_decides(
