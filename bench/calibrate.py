@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.cascade import fit_band
+from bench.cascade import fit_band, probabilities
 from bench.data import data_dir, news_corpus, news_dev, write_bulk, write_records, xquad
 from bench.leftout import leftout_news_index, paragraph_questions, xquad_paragraph_index
 from rag.answering import EvidenceWeights, score_sentences
@@ -308,7 +308,7 @@ def fit_model(groups: dict[str, tuple[np.ndarray, np.ndarray]], features: tuple[
     def rates(t: float) -> dict[str, tuple[float, float]]:
         out = {}
         for name, (gx, gy) in groups.items():
-            p = np.array([model.probability(dict(zip(features, row, strict=True))) for row in gx])
+            p = probabilities(model, gx)
             refused = float((p[gy == 0] < t).mean()) if (gy == 0).any() else 1.0
             out[name] = (refused, float((p[gy == 1] >= t).mean()) if (gy == 1).any() else 1.0)
         return out

@@ -18,7 +18,8 @@ STEP = 0.02  # grid step of the band's ends
 THRESHOLDS = np.arange(0.02, 0.98, 0.01)  # the inner model's thresholds tried
 
 
-def _probs(model: RefusalModel, x: np.ndarray) -> np.ndarray:
+def probabilities(model: RefusalModel, x: np.ndarray) -> np.ndarray:
+    """`model`'s probability for each row of `x` (its features' columns, in order)."""
     return np.array([model.probability(dict(zip(model.features, row, strict=True))) for row in x])
 
 
@@ -43,28 +44,31 @@ def fit_band(groups: dict[str, tuple[np.ndarray, np.ndarray]], plain: RefusalMod
         mine = [name for name in groups if f"-{script}" in name]
         outer = plain.threshold_for(cross)
         data = {
-            n: (_probs(plain, groups[n][0][:, : len(FEATURES)]), _probs(inner, groups[n][0]), groups[n][1])
+            n: (
+                probabilities(plain, groups[n][0][:, : len(FEATURES)]),
+                probabilities(inner, groups[n][0]),
+                groups[n][1],
+            )
             for n in mine
         }
         total = sum(len(y) for _, _, y in data.values())
         best = (-1.0, 0.0, (0.0, 0.0), 0.5)  # refused, -deferred, band, threshold
-        for low in (outer,):  # see the docstring
-            for high in np.arange(outer + STEP, 1.0 + 1e-9, STEP):
-                bands = {n: (po >= low) & (po < high) for n, (po, _, _) in data.items()}
-                deferred = sum(int(b.sum()) for b in bands.values()) / total
-                if deferred > MAX_DEFERRED:
-                    continue
-                ok, refused = np.ones(len(THRESHOLDS), dtype=bool), np.zeros(len(THRESHOLDS))
-                for n, (po, pi, y) in data.items():
-                    answered = np.where(bands[n][:, None], pi[:, None] >= THRESHOLDS, (po >= outer)[:, None])
-                    r, a = _rates(answered, y)
-                    refused += r / len(data)
-                    ok &= a >= floors.get(n, 0.0)
-                if ok.any():
-                    i = int(np.argmax(np.where(ok, refused, -1.0)))
-                    key = (round(float(refused[i]), 4), -deferred)
-                    if key > best[:2]:
-                        best = (*key, (round(float(low), 2), round(float(high), 2)), round(float(THRESHOLDS[i]), 2))
+        for high in np.arange(outer + STEP, 1.0 + 1e-9, STEP):  # the band starts at `outer`: see the docstring
+            bands = {n: (po >= outer) & (po < high) for n, (po, _, _) in data.items()}
+            deferred = sum(int(b.sum()) for b in bands.values()) / total
+            if deferred > MAX_DEFERRED:
+                continue
+            ok, refused = np.ones(len(THRESHOLDS), dtype=bool), np.zeros(len(THRESHOLDS))
+            for n, (po, pi, y) in data.items():
+                answered = np.where(bands[n][:, None], pi[:, None] >= THRESHOLDS, (po >= outer)[:, None])
+                r, a = _rates(answered, y)
+                refused += r / len(data)
+                ok &= a >= floors.get(n, 0.0)
+            if ok.any():
+                i = int(np.argmax(np.where(ok, refused, -1.0)))
+                key = (round(float(refused[i]), 4), -deferred)
+                if key > best[:2]:
+                    best = (*key, (round(float(outer), 2), round(float(high), 2)), round(float(THRESHOLDS[i]), 2))
         if best[0] < 0:
             raise SystemExit(f"no cascade band answers every {script} group's floor: the floors need a look")
         refused, deferred, band, threshold = best

@@ -56,6 +56,7 @@ FEATURES = (
 READER_FEATURES = (*FEATURES, "reader")
 READER_SENTENCES = 1  # evidence sentences the reader reads for the decision, best first
 READER_FLOOR = -20.0  # a score below this (or none: no sentence) counts as this
+EVERY = (0.0, 1.01)  # a `with_reader` band that takes every probability (a file without a band)
 _HOW = re.compile(r"\bhow (many|much|long|old|far|big|large|often)\b", re.IGNORECASE)
 WINDOW = 250  # characters either side of a quoted sentence that count as its neighbourhood
 
@@ -267,8 +268,8 @@ class RefusalModel:
     with_reader: RefusalModel | None = None  # over READER_FEATURES: decides in its band where a reader is built
     # of a `with_reader` model: the outer model's probabilities [low, high) it decides (Arabic, Latin script); outside
     # its band the outer model decides by its own threshold. The default takes every question.
-    band: tuple[float, float] = (0.0, 1.01)
-    band_cross: tuple[float, float] = (0.0, 1.01)
+    band: tuple[float, float] = EVERY
+    band_cross: tuple[float, float] = EVERY
 
     def defers(self, p: float, cross: bool) -> bool:
         """Whether this (inner) model decides a question the outer model gives probability `p`."""
@@ -292,9 +293,10 @@ class RefusalModel:
         return json.dumps(self.to_dict(), indent=2)
 
     def to_dict(self) -> dict:
-        nested = {"with_reader": self.with_reader.to_dict()} if self.with_reader is not None else {}
-        if self.features == READER_FEATURES:
-            nested = {"band": list(self.band), "band_cross": list(self.band_cross)}
+        if self.features == READER_FEATURES:  # a `with_reader` model: its band
+            extra = {"band": list(self.band), "band_cross": list(self.band_cross)}
+        else:
+            extra = {"with_reader": self.with_reader.to_dict()} if self.with_reader is not None else {}
         return {
             "version": MODEL_VERSION,
             "features": list(self.features),
@@ -307,7 +309,7 @@ class RefusalModel:
             "partial_cut": self.partial_cut,
             "partial_cut_cross": self.partial_cut_cross,
             "note": self.note,
-            **nested,
+            **extra,
         }
 
     @classmethod
@@ -329,7 +331,7 @@ class RefusalModel:
             data.get("version") != MODEL_VERSION
             or tuple(data.get("features", ())) != features
             or not (nested is None or isinstance(nested, dict))
-            or not all(_is_band(data.get(k, (0.0, 1.01))) for k in ("band", "band_cross"))
+            or not all(_is_band(data.get(k, EVERY)) for k in ("band", "band_cross"))
         ):
             raise RefusalModelError(
                 f"model {path} is not version {MODEL_VERSION} with this project's features: refit it with `{refit}`"
@@ -347,6 +349,6 @@ class RefusalModel:
             float(data.get("partial_cut", 1.1)),
             float(data.get("partial_cut_cross", 1.1)),
             with_reader,
-            tuple(float(x) for x in data.get("band", (0.0, 1.01))),
-            tuple(float(x) for x in data.get("band_cross", (0.0, 1.01))),
+            tuple(float(x) for x in data.get("band", EVERY)),
+            tuple(float(x) for x in data.get("band_cross", EVERY)),
         )
