@@ -3,7 +3,7 @@ Latin-script question, `rag.crosslingual`) weighed by the corpus's IDF; an artic
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -12,9 +12,17 @@ from rag.crosslingual import Concept, Lexicon, QueryConcept, get_lexicon, transl
 from rag.generation import Generation
 from rag.language import is_cross_lingual
 from rag.lexical import QUESTION_WORDS_AR, analyze, normalize_arabic, query_words
+from rag.names import attested_spellings
 from rag.places import get_places
 from rag.spelling import NameMatcher
 from rag.store import NAMES_CACHE
+from rag.timeq import MONTHS_AR
+
+
+@lru_cache(maxsize=12)
+def month_terms(month: int) -> frozenset[str]:
+    """The stem terms of a month's Arabic names in both systems (8: أغسطس, آب)."""
+    return frozenset(analyze(" ".join(name for name, m in MONTHS_AR.items() if m == month)))
 
 
 class QuestionAnalysis(Generation):
@@ -92,6 +100,7 @@ class QuestionAnalysis(Generation):
                     in_corpus=self._in_corpus,
                     max_translations=self.settings.max_translations,
                     places=get_places(self.settings.lexicon_cache),
+                    spellings=partial(attested_spellings, cache_dir=self.settings.lexicon_cache),
                 )
             else:
                 words = [w for w in query_words(question) if normalize_arabic(w) not in QUESTION_WORDS_AR]
@@ -114,12 +123,15 @@ class QuestionAnalysis(Generation):
         return QueryConcept(concept.source, concept.kind, alternatives, max(weights) if weights else top_idf)
 
     def article_terms(self, doc_id: str) -> frozenset[str]:
-        """The stem terms of an article (title and text), for checking which question concepts it holds."""
+        """The stem terms of an article (title and text), for checking which question concepts it holds; a dated
+        article also holds its month's names (an article of 10 August reports "today", seldom "August")."""
         return self._terms(doc_id)
 
     def _read_terms(self, doc_id: str) -> frozenset[str]:
         # the build stored analyze's stems of title and text plus character 3-grams ("@"): the stems are these
-        return frozenset(t for t in self.stored_terms(doc_id) if not t.startswith("@"))
+        terms = frozenset(t for t in self.stored_terms(doc_id) if not t.startswith("@"))
+        day = self.days[self.doc_row[doc_id]] if doc_id in self.doc_row else None
+        return terms | month_terms(day.month) if day else terms
 
     def term_weights(self, terms: list[str]) -> dict[str, float]:
         """IDF of each distinct term (0 for terms the corpus lacks)."""

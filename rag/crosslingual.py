@@ -13,12 +13,13 @@ through.
 
 from __future__ import annotations
 
+import calendar
 import gzip
 import logging
 import re
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,9 @@ INSTALL_HINT = (
     "install Debian's dict-freedict-eng-ara (`apt-get install dict-freedict-eng-ara`, or `make install` as root)"
 )
 
+# A weekday is capitalised but is no name: the question's time is checked against the articles' dates (`rag.timeq`).
+# A month stays a name, which an article holds in its words or by its date (`QuestionAnalysis.article_terms`).
+CALENDAR_WORDS = frozenset(n.lower() for n in calendar.day_name)
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*|\d+(?:[.,]\d+)*(?:st|nd|rd|th)?")
 _ORDINAL = re.compile(r"(?<=\d)(?:st|nd|rd|th)$")  # the 13th: the number is what an article writes
 _ELISION = re.compile(r"^(?:[ldjmnst]|qu)['’]|['’]s$", re.IGNORECASE)  # l'Albanie, d'Iran, Britain's
@@ -263,6 +267,13 @@ def _phrase(
     return None
 
 
+def _spelled(word: str, names: NameMatcher, spellings: Callable[[str], list[str]] | None, known: bool) -> list[str]:
+    """A name's Arabic spellings in the corpus: the attested ones the corpus holds (two at most), then the skeleton
+    matcher's (a word the dictionary has, `known`, needs a closer match to count as a name); three at most."""
+    attested = [w for w in (spellings(word) if spellings else []) if names.holds(w)][:2]
+    return list(dict.fromkeys([*attested, *names.match(word, min_score=1.7 if known else 1.3)]))[:3]
+
+
 def translate_question(
     question: str,
     lexicon: Lexicon | None,
@@ -270,6 +281,7 @@ def translate_question(
     in_corpus=None,
     max_translations: int = 6,
     places: Places | None = None,
+    spellings: Callable[[str], list[str]] | None = None,
 ) -> list[Concept]:
     """The concepts of a Latin-script question, each with its Arabic alternatives.
 
@@ -277,7 +289,9 @@ def translate_question(
     first; a word's translations are the lexicon's first `max_translations`; a capitalised word (not the first)
     or a word the lexicon lacks is also looked up as a name in the corpus; numbers, and words that the Arabic
     articles themselves contain in Latin letters (USM, GCC), pass through unchanged. Capitalised places and demonyms
-    in `places` (Aleppo, New York, Syrians) take its Arabic names instead of the name matcher's guesses.
+    in `places` (Aleppo, New York, Syrians) take its Arabic names instead of the name matcher's guesses. A name's
+    attested Arabic spellings (`spellings`, e.g. `rag.names.attested_spellings`: Javad -> جواد) that the corpus
+    holds come before the matcher's guesses.
     """
     tokens = [(_ELISION.sub("", m.group()), m.start()) for m in _WORD.finditer(question.replace("-", " "))]
     tokens = [(t, s) for t, s in tokens if t]
@@ -306,12 +320,12 @@ def translate_question(
         concept = Concept(word, "word", list(translations[:max_translations]))
         before = question[:start].rstrip()
         capitalised = word[0].isupper() and bool(before) and before[-1] not in "(.?!"  # not a sentence start
+        capitalised = capitalised and low not in CALENDAR_WORDS
         curated = lexicon is not None and keys[i - 1] in lexicon.curated
         if capitalised:
             concept.kind = "name"
         if (capitalised or not translations) and not curated and names is not None:
-            # a word the dictionary has needs a closer spelling match to count as a name
-            matches = names.match(word, min_score=1.3 if not translations else 1.7)
+            matches = _spelled(word, names, spellings, bool(translations))
             concept.alternatives = list(dict.fromkeys([*matches, *concept.alternatives]))
         if in_corpus is not None and in_corpus(low):  # Latin letters inside the Arabic articles (USM, GCC)
             concept.alternatives.append(low)

@@ -128,7 +128,7 @@ class Generation:
         self.chunk_ids = np.frombuffer(ids, dtype=np.int64)
         self._bounds = np.frombuffer(bounds, dtype=np.int64).reshape(-1, 4)  # start, end, first and last sentence
         self.doc_ids = [d[0] for d in docs]
-        doc_row = {d: i for i, d in enumerate(self.doc_ids)}
+        self.doc_row = doc_row = {d: i for i, d in enumerate(self.doc_ids)}  # article id -> its row
         self.chunk_doc_row = np.fromiter((doc_row[d] for d in chunk_docs), dtype=np.int64, count=len(chunk_docs))
         del chunk_docs
         self._by_doc = np.argsort(self.chunk_doc_row, kind="stable")  # rows grouped by article, in id order

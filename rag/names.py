@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from functools import cache, lru_cache
+from pathlib import Path
+
+from rag.jsoncache import cached_json
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +120,69 @@ def person_names(text: str, start: int, end: int) -> list[tuple[int, int, bool]]
         else:
             i += 1
     return out
+
+
+# An English spelling stands for the Arabic forms the dictionary attests for it this often or more (Javad -> جواد 163,
+# Noor -> نور 108, Haider -> حيدر 99; Nassr -> ناصر 1 is not enough): the consonant-skeleton matcher cannot reach
+# them where the two scripts write different letters (v for و, vowels the Arabic spells out).
+SPELLING_MIN = 3
+SPELLING_SHARE = 0.1  # ... and a tenth as often as its most attested form (Hassan: حسن 1486, not حسان 90)
+SPELLINGS_VERSION = 3  # bump when the table's form changes: its JSON cache is keyed on it
+
+
+def latin_key(name: str) -> str:
+    """A Latin spelling as the table keys it: lower case letters only, a doubled letter written once (Nassr, Nasr)."""
+    return re.sub(r"(.)\1+", r"\1", re.sub(r"[^a-z]", "", name.lower()))
+
+
+def build_spellings() -> dict[str, list[str]]:
+    """Latin key -> the one-word Arabic forms (normalised as the index's words are, not stop words) that
+    `arabic-name-romanizer`'s dictionary attests for it often enough (SPELLING_MIN, SPELLING_SHARE), most attested
+    first; {} without the library."""
+    import sqlite3
+
+    from rag.lexical import STOPWORDS, normalize_arabic
+
+    try:
+        from arabic_name_romanizer.api import default_resources_dir
+
+        db = sqlite3.connect(f"file:{default_resources_dir() / 'names.sqlite3'}?mode=ro", uri=True)
+        rows = db.execute("SELECT arabic_key, latin, SUM(count) FROM units GROUP BY arabic_key, latin").fetchall()
+        db.close()
+    except Exception as exc:
+        log.warning("arabic-name-romanizer's dictionary is unreadable (%s): English names by their skeleton only", exc)
+        return {}
+    counts: dict[str, dict[str, int]] = {}
+    for arabic, latin, n in rows:
+        key, form = latin_key(latin), normalize_arabic(arabic)
+        if len(key) >= 3 and _WORD.fullmatch(form) and form not in STOPWORDS:  # not At -> ايت, Ben -> بين
+            counts.setdefault(key, {})[form] = counts.get(key, {}).get(form, 0) + int(n)
+    table = {}
+    for key, forms in counts.items():
+        top = max(forms.values())
+        kept = sorted(
+            (f for f, n in forms.items() if n >= max(SPELLING_MIN, SPELLING_SHARE * top)), key=lambda f: -forms[f]
+        )
+        if kept:
+            table[key] = kept
+    return table
+
+
+_spellings: dict[str, dict[str, list[str]]] = {}
+_spellings_lock = threading.Lock()
+
+
+def attested_spellings(name: str, cache_dir: str | Path | None = None) -> list[str]:
+    """The Arabic forms of an English name that the name dictionary attests (Javad -> جواد), most attested first; the
+    table is read once per process, from a JSON cache beside the lexicon's when there is one."""
+    with _spellings_lock:
+        key = str(cache_dir)
+        if key not in _spellings:
+            try:
+                from importlib.metadata import version
+
+                stamp = [SPELLINGS_VERSION, SPELLING_MIN, version("arabic-name-romanizer")]
+            except Exception:
+                stamp = [SPELLINGS_VERSION, SPELLING_MIN, None]
+            _spellings[key] = cached_json(cache_dir, "spellings", stamp, build_spellings)
+        return _spellings[key].get(latin_key(name), [])

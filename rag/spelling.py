@@ -241,6 +241,10 @@ class NameMatcher:
             counts.update(_words(text))
         return cls(counts)
 
+    def holds(self, word: str) -> bool:
+        """Whether some article has the (normalised) word, alone or after a proclitic (جواد: also وجواد)."""
+        return word in self.by_skeleton.get(arabic_skeleton(word), ())
+
     def match(self, name: str, limit: int = 3, min_score: float = 1.3) -> list[str]:
         """Arabic spellings in the corpus of an English (or French, ...) name, best first."""
         english = name.lower()

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
+from functools import partial
 
 import pytest
 from conftest import ALBANIA_REASON
 
 from rag import answer, article_text
 from rag.crosslingual import Lexicon, english_key, translate_question
+from rag.indexer import build_index
+from rag.names import attested_spellings
 from rag.places import Places, get_places, nisba
 from rag.retrieve import SearchIndex
 from rag.settings import Settings
@@ -92,6 +96,46 @@ def test_places_and_demonyms_take_their_arabic_names_not_the_name_matchers_guess
     # the table is cached (JSON) and read back the same
     assert len(list(places_dir.glob("places-*.json"))) == 1
     assert Places.load(places_dir).get("aleppo") == places.get("aleppo")
+
+
+def test_attested_spellings_of_names_come_before_the_skeleton_matchers_guesses(tmp_path):
+    # جواد and نور are written with و, which the English spellings Javad and Noor show as a v and a double o: the
+    # consonant skeletons differ (jfd/jd), and the matcher alone finds nothing or a word that merely sounds alike
+    matcher = NameMatcher.from_texts(["وقال جواد ظريف إن نور والعناصر نر", "جاوز الحد"])
+    spellings = partial(attested_spellings, cache_dir=tmp_path)
+    plain = {c.source: c.alternatives for c in translate_question("Did Zarif meet Javad and Noor?", None, matcher)}
+    concepts = translate_question("Did Zarif meet Javad and Noor?", None, matcher, spellings=spellings)
+    named = {c.source: c.alternatives for c in concepts}
+    assert "جواد" not in plain["Javad"] and named["Javad"][0] == "جواد", (plain, named)
+    assert named["Noor"][0] == "نور" and named["Zarif"][0] == "ظريف"
+    # a spelling the corpus does not hold is no alternative; a stop word never is (Ben -> بين)
+    assert attested_spellings("Javad", tmp_path) == ["جواد"] and "بين" not in attested_spellings("Ben", tmp_path)
+    absent = translate_question("Was Haider there?", None, NameMatcher.from_texts(["لا شيء هنا"]), spellings=spellings)
+    assert all("حيدر" not in c.alternatives for c in absent)
+    assert len(list(tmp_path.glob("spellings-*.json"))) == 1  # built once, then read from its JSON cache
+
+
+@needs_dictionary  # the month's Arabic names come from the lexicon
+def test_a_date_in_the_question_is_checked_against_the_articles_dates(tmp_path, settings, embedder):
+    # an article of Monday 10 August seldom writes "August": the weekday is no name, and the month is held by the
+    # article's date as much as by its words
+    concepts = translate_question("How many of the 300 pilgrims died in Mecca on Monday 10 August?", None)
+    kinds = {c.source: c.kind for c in concepts}
+    assert kinds["300"] == "number" and kinds["Mecca"] == "name" and kinds.get("Monday") != "name", kinds
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    rows = [
+        {"id": "aug", "date": "2015-08-10", "title": "الحجاج", "text": "وصل الحجاج اليوم إلى مكة المكرمة."},
+        {"id": "nodate", "title": "الحجاج", "text": "وصل الحجاج إلى مكة المكرمة."},
+    ]
+    (seeds / "news.jsonl").write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
+    build_index(seeds, tmp_path / "index", settings=settings, embedder=embedder, progress=False)
+    index = SearchIndex(tmp_path / "index", settings)
+    august = [c for c in index.concepts("Did the pilgrims reach Mecca in August?") if c.source == "August"]
+    june = [c for c in index.concepts("Did the pilgrims reach Mecca in June?") if c.source == "June"]
+    assert august and august[0].kind == "name" and june and june[0].kind == "name"
+    dated, undated = (index.article_terms(d) for d in sorted(index.doc_ids))
+    assert august[0].found_in(dated) and not august[0].found_in(undated) and not june[0].found_in(dated)
 
 
 def test_without_the_dictionary_english_still_works_and_warns_once(seed_index, tmp_path, monkeypatch, caplog):
