@@ -26,7 +26,7 @@ from rag.quotes import tight_span
 from rag.reader import asks_fact, read_short
 from rag.refusal import RefusalModel, after_corpus, decision_features, explain_refusal, partial_note
 from rag.retrieve import HybridRetriever, SearchIndex
-from rag.short import asks_for, question_matchers, short_answer, short_line
+from rag.short import asks_for, names_subject, question_matchers, short_answer, short_line, subject_role
 from rag.timeq import DocFilter, parse_date
 
 
@@ -49,7 +49,8 @@ def with_short_answer(index: SearchIndex, answer: Answer, question: str) -> str:
     if short is None and asks_for(question):
         matchers = question_matchers(index, question)
         short = short_answer(question, answer.citations, index.article_text, matchers, index.dates.get)
-    if short is None:
+    role = subject_role(question, index.concepts(question)) if short is not None else None
+    if short is None or (role and names_subject(short.text, answer.citations, index.article_text, role)):
         return ""
     answer.short = short.to_dict()
     return short_line(short, is_cross_lingual(question))

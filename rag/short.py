@@ -264,6 +264,37 @@ ASKS_PERSON = re.compile(
 )
 
 
+# "Who did the Albanian prime minister accuse?" asks whom its subject acted on: a name that the quotes give the
+# subject's role (السيد راما، رئيس وزراء ألبانيا) is the subject, never the answer.
+OBJECT_WHO = re.compile(
+    r"^\W*(?:who|whom)\s+(?:did|does|do|will|would|can|could|should|might|must)\s+(?!not\b)\w", re.I
+)
+_ROLE = re.compile(rf"\b(?:{_PERSON_NOUNS})s?\b", re.IGNORECASE)
+SUBJECT_NEAR = 3  # words between a name and a role that make it the role's holder
+
+
+def subject_role(question: str, concepts: list) -> Callable[[frozenset[str]], bool] | None:
+    """For an English question that asks whom its subject acted on, the matcher of the subject's role (the first
+    person noun after the question word: "prime minister"), from the question's `concepts`; else None."""
+    if not OBJECT_WHO.search(question) or (m := _ROLE.search(question)) is None:
+        return None
+    noun = m.group().lower()
+    return next((c.found_in for c in concepts if noun in c.source.lower() or c.source.lower() in noun), None)
+
+
+def names_subject(name: str, citations: list, article_text: Callable[[str], str], role) -> bool:
+    """Whether a word of `name` stands within SUBJECT_NEAR words of the subject's `role` in any quote."""
+    parts = set(name.split())
+    for c in citations:
+        text = article_text(c.doc_id)
+        words = [(re.sub(r"\W+", "", m[0]), frozenset(analyze(m[0]))) for m in _TOKEN.finditer(text, c.start, c.end)]
+        for i, (word, _) in enumerate(words):
+            near = words[max(0, i - SUBJECT_NEAR) : i + SUBJECT_NEAR + 1]
+            if word in parts and role(frozenset().union(*(terms for _, terms in near))):
+                return True
+    return False
+
+
 def asks_for(question: str) -> str:
     """ "number", "date", "person" or "": what the question's first question word asks for."""
     first = {

@@ -201,3 +201,12 @@ def test_a_who_question_gets_the_name_first_spelled_for_an_english_reader(tmp_pa
     assert a.text.splitlines()[0] == f"Badr Al-Suhaibani — «بدر السحيباني» [{a.short['citation']}]"
     text = article_text(a.short["doc_id"], tmp_path / "index")
     assert text[a.short["start"] : a.short["end"]] == "بدر السحيباني"
+
+
+def test_a_question_about_whom_the_subject_acted_on_never_gets_the_subject_as_its_answer(seed_index):
+    # Rama is the prime minister who accused Iran: asked whom he accused, "Rama" would be a confident wrong answer
+    accused = answer("Who did the Albanian prime minister accuse of the cyberattack?", index_dir=seed_index)
+    assert accused.found and accused.short.get("text") != "راما", accused.text
+    assert not accused.text.startswith("Rama")
+    who = answer("Who is the Albanian prime minister?", index_dir=seed_index)  # asks for the role's holder
+    assert who.short and who.short["text"] == "راما" and who.text.startswith("Rama — «راما»"), who.text
