@@ -18,7 +18,7 @@ from datetime import date
 from rag.dates import spell_day
 from rag.lexical import analyze
 from rag.names import person_names, romanize
-from rag.timeq import DIGITS, MONTHS, MONTHS_AR, WEEKDAYS_AR, alternation, parse_date
+from rag.timeq import DIGITS, MONTHS, MONTHS_AR, WEEKDAYS_AR, after_report, alternation, parse_date
 from rag.values import ASKS_DATE, ASKS_NUMBER, SCALES_AR, UNITS_AR, VAGUE_AR
 
 _L = "\u0621-\u064a"
@@ -367,7 +367,7 @@ def _candidates(
         spans = date_candidates(text, c.start, c.end, day)
         spans += [(d["start"], d["end"], d["date"], spell_day(d["date"])) for d in c.dates]
         for a, b, iso, label in spans:
-            if iso in question:
+            if iso in question or after_report(iso, day, question):  # not a date after its report, asked as past
                 continue
             if year_only:
                 m = re.search(_Y, text[a:b])

@@ -158,6 +158,19 @@ def asks_latest(question: str) -> bool:
     return bool(LATEST.search(question))
 
 
+_PAST = re.compile(r"\b(?:was|were|did|had)\b", re.IGNORECASE)
+_AHEAD = re.compile(r"\b(?:will|would|shall|expected|scheduled|planned|due|set to|next|upcoming)\b", re.IGNORECASE)
+
+
+def after_report(iso: str, published: date | None, question: str) -> bool:
+    """An ISO date (or year, or month) after its article was published, with a day's slack (reports are collected
+    the next day), asked about in the English past tense ("On what date was Blatter showered…?"): what the article
+    reports had happened by then, so that date is something else (an election it announces for February 2016)."""
+    if published is None or not _PAST.search(question) or _AHEAD.search(question):
+        return False
+    return iso > (published + timedelta(days=1)).isoformat()
+
+
 def parse_date(value: str | None) -> date | None:
     """The day of a stored article date ("2015-07-21", "2015-07-21 02:51:32", ISO with a time zone), or None."""
     if not value:
