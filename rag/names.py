@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from functools import cache, lru_cache
 from pathlib import Path
 
@@ -168,21 +167,19 @@ def build_spellings() -> dict[str, list[str]]:
     return table
 
 
-_spellings: dict[str, dict[str, list[str]]] = {}
-_spellings_lock = threading.Lock()
+@cache
+def _spelling_table(cache_dir: str) -> dict[str, list[str]]:
+    """`build_spellings`' table, read once per process (per cache folder) from its JSON cache when there is one."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        library = version("arabic-name-romanizer")
+    except PackageNotFoundError:
+        library = None
+    return cached_json(cache_dir or None, "spellings", [SPELLINGS_VERSION, SPELLING_MIN, library], build_spellings)
 
 
 def attested_spellings(name: str, cache_dir: str | Path | None = None) -> list[str]:
     """The Arabic forms of an English name that the name dictionary attests (Javad -> جواد), most attested first; the
-    table is read once per process, from a JSON cache beside the lexicon's when there is one."""
-    with _spellings_lock:
-        key = str(cache_dir)
-        if key not in _spellings:
-            try:
-                from importlib.metadata import version
-
-                stamp = [SPELLINGS_VERSION, SPELLING_MIN, version("arabic-name-romanizer")]
-            except Exception:
-                stamp = [SPELLINGS_VERSION, SPELLING_MIN, None]
-            _spellings[key] = cached_json(cache_dir, "spellings", stamp, build_spellings)
-        return _spellings[key].get(latin_key(name), [])
+    table is cached as JSON in `cache_dir` (beside the lexicon's) when one is given."""
+    return _spelling_table(str(cache_dir) if cache_dir else "").get(latin_key(name), [])
