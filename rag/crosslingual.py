@@ -237,13 +237,13 @@ def _place(
     tokens: list[tuple[str, int]], keys: list[str], i: int, lexicon: Lexicon | None, places: Places
 ) -> tuple[Concept, int] | None:
     """The place (or demonym) of up to three capitalised words at `i`, and how many words it took; None when the
-    project's own terms have the phrase, or when the dictionary knows the word and the place is a small city
-    (Mobile, Nice)."""
+    project's own terms have the phrase, or a longer one starting here (Saudi Arabia is السعودية, not the demonym
+    Saudi and a guess at Arabia), or when the dictionary knows the word and the place is a small city (Mobile, Nice)."""
     for n in range(min(3, places.max_phrase, len(tokens) - i), 0, -1):
+        if lexicon is not None and " ".join(keys[i : i + n]) in lexicon.curated:
+            return None
         words = [t for t, _ in tokens[i : i + n]]
-        if not all(w[0].isupper() for w in words) or (
-            lexicon is not None and " ".join(keys[i : i + n]) in lexicon.curated
-        ):
+        if not all(w[0].isupper() for w in words):
             continue
         place = places.get(" ".join(words)) or (places.demonym(words[0]) if n == 1 else None)
         if place is None:

@@ -98,6 +98,18 @@ def test_places_and_demonyms_take_their_arabic_names_not_the_name_matchers_guess
     assert Places.load(places_dir).get("aleppo") == places.get("aleppo")
 
 
+def test_a_news_phrase_is_one_concept_though_a_demonym_starts_it(places):
+    """ "Saudi Arabia" was the demonym Saudi and a skeleton guess at Arabia (رابع، عربيا), a name no article held."""
+    matcher = NameMatcher.from_texts(["قالت السعودية إن فريقها حل رابعا عربيا في بطولة العيد"])
+    lexicon = Lexicon({"saudi arabia": ["السعودية", "المملكة"], "eid al fitr": ["عيد الفطر"]})
+    question = "Why does Saudi Arabia's team play after Eid al-Fitr?"
+    by_source = {c.source: c for c in translate_question(question, lexicon, matcher, places=places)}
+    assert by_source["Saudi Arabia"].alternatives[0] == "السعودية" and "Arabia" not in by_source
+    assert by_source["Eid al Fitr"].alternatives == ["عيد الفطر"]
+    alone = translate_question("Which Saudi team won?", lexicon, matcher, places=places)
+    assert "سعودي" in _alternatives(alone)  # the demonym still stands alone
+
+
 def test_attested_spellings_of_names_come_before_the_skeleton_matchers_guesses(tmp_path):
     # جواد and نور are written with و, which the English spellings Javad and Noor show as a v and a double o: the
     # consonant skeletons differ (jfd/jd), and the matcher alone finds nothing or a word that merely sounds alike
