@@ -52,6 +52,22 @@ def test_unrelated_question_refused_with_what_is_missing_and_related_reading(see
     assert "[1]" not in a.text  # related reading is not a citation
 
 
+@pytest.mark.parametrize(
+    "question",
+    ["How many pilgrims died in the stampede at Mina?", "ما هو سعر النفط اليوم؟", "Who won the 2014 World Cup?"],
+)
+def test_over_the_seed_alone_another_event_is_refused(seed_index, question):
+    """One article gives no lead to read: how its best chunk stands out from the next articles is unknown, not the
+    top lead (the Mina question was answered, flagged partial, with quotes on Mujahedin-e Khalq)."""
+    a = answer(question, index_dir=seed_index)
+    assert not a.found and a.citations == [] and a.missing
+
+
+@pytest.mark.parametrize("question", UI_EXAMPLES)
+def test_over_the_seed_alone_its_own_questions_are_answered(seed_index, question):
+    assert answer(question, index_dir=seed_index).found
+
+
 def test_near_topic_question_is_never_a_plain_answer(news_index):
     """The corpus has an article on the Hajj season, none on a stampede: refused, or flagged partial, naming what
     the quotes lack, never presented as the answer."""
