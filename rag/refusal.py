@@ -21,7 +21,7 @@ from langchain_core.documents import Document
 from rag.crosslingual import coverage
 from rag.language import is_cross_lingual
 from rag.lexical import analyze
-from rag.retrieve import SearchIndex
+from rag.retrieve import LEAD_ARTICLES, SearchIndex
 from rag.settings import UserError
 from rag.timeq import DocFilter, question_period
 from rag.values import expected_value
@@ -58,7 +58,6 @@ READER_SENTENCES = 1  # evidence sentences the reader reads for the decision, be
 READER_FLOOR = -20.0  # a score below this (or none: no sentence) counts as this
 EVERY = (0.0, 1.01)  # a `with_reader` band that takes every probability (a file without a band)
 _HOW = re.compile(r"\bhow (many|much|long|old|far|big|large|often)\b", re.IGNORECASE)
-LEAD_ARTICLES = 5  # articles `lexical_lead` compares (`SearchIndex._distinct_lexical_lead`)
 WINDOW = 250  # characters either side of a quoted sentence that count as its neighbourhood
 
 
@@ -86,12 +85,13 @@ def refusal_features(index: SearchIndex, question: str, docs: list[Document], ev
     # measured, the seed alone gave every question the top lexical lead (0.8; "ما هي عاصمة أستراليا؟" was answered
     # from the one article on Albania), and a one-chunk article a dense lead of 0 (its own answer refused).
     unknown = index.bm25.n_docs < LEAD_ARTICLES
+    lead = math.nan if unknown else lead
     return {
         "dense": dense,
-        "lead": math.nan if unknown else lead,
+        "lead": lead,
         "cross": cross,
         "cross_dense": cross * dense,
-        "cross_lead": (math.nan if unknown else lead) if cross else 0.0,
+        "cross_lead": lead if cross else 0.0,
         # a question with nothing to look up (only stop words) has covered nothing, not everything
         "coverage_article": coverage(concepts, article) if concepts else 0.0,
         "coverage_quote": coverage(concepts, quoted) if concepts else 0.0,

@@ -37,6 +37,9 @@ class Hit(Chunk):
     time: float = 0.0  # the bonus for fitting the time the question names (a day, or "the latest"), in `score`
 
 
+LEAD_ARTICLES = 5  # articles the lexical lead compares: the best and the next four
+
+
 class SearchIndex(QuestionAnalysis):
     """A loaded index (`rag.generation`) that reads questions (`rag.analysis`) and searches: dense (FAISS) and
     article-level BM25, fused by score, with the time the question names as a bounded prior."""
@@ -170,7 +173,7 @@ class SearchIndex(QuestionAnalysis):
         vec = np.mean([self.vectors.reconstruct(int(c)) for c in self.doc_chunk_ids(doc_row)], axis=0)
         return vec / (np.linalg.norm(vec) or 1.0)
 
-    def _distinct_lexical_lead(self, lexical: np.ndarray, n: int = 5) -> float:
+    def _distinct_lexical_lead(self, lexical: np.ndarray, n: int = LEAD_ARTICLES) -> float:
         """1 minus the mean BM25 (best = 1) of the `n` best articles, copies of one story counted once and missing
         places counted as 0: how far the best article stands out lexically."""
         ranked = [int(d) for d in np.argsort(-lexical)[: 4 * n] if lexical[d] > 0]
